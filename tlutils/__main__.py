@@ -1,0 +1,116 @@
+"""Command line: `python3 -m tlutils COMMAND` from the repository root.
+
+    run [NOTEBOOK ...] [--profile P] [-p NAME=VALUE ...]   execute notebooks, write build/<P>/
+    test [PYTEST ARGS ...]                                  the test suite (what CI runs)
+    fetch [--profile P | --all]                             download data and weights (offline use)
+    offline-cache SHARED_DATA                               fill the cache from a shared/data copy
+    report [--profile P]                                    rebuild build/<P>/report.md
+
+Without the pinned packages installed, the command first creates `.venv/` in the
+repository, installs them there (a few minutes, once), and re-runs itself inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NEEDED = ("keras", "tensorflow", "nbclient", "nbval", "pytest", "sklearn", "matplotlib", "PIL")
+
+
+def _venv_python() -> Path:
+    return ROOT / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    """Re-run inside ROOT/.venv (created and installed when missing) unless deps are here."""
+    if all(importlib.util.find_spec(m) for m in NEEDED):
+        return
+    py = _venv_python()
+    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
+        if os.environ.get("TLU_BOOTSTRAPPED"):
+            sys.exit(f"Installing into {ROOT / '.venv'} did not provide {', '.join(NEEDED)}.")
+        print(f"Installing the pinned packages into {ROOT / '.venv'} (once; a few minutes)...",
+              flush=True)
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"])
+        os.environ["TLU_BOOTSTRAPPED"] = "1"
+    elif not py.exists():
+        print(f"Creating a virtual environment in {ROOT / '.venv'}...", flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", str(ROOT / ".venv")])
+    os.execv(str(py), [str(py), "-m", "tlutils", *sys.argv[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tlutils", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute notebooks and write the report")
+    run.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
+    run.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
+                     help="default: gpu when a GPU is visible, else cpu")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    test = sub.add_parser("test", help="run the test suite (unit tests and every notebook)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    fetch = sub.add_parser("fetch", help="download datasets and weights into the cache")
+    fetch.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
+    fetch.add_argument("--all", action="store_true", help="every profile")
+    cache = sub.add_parser("offline-cache", help="fill the cache from a shared/data folder")
+    cache.add_argument("shared_data", type=Path)
+    report = sub.add_parser("report", help="rebuild the report from recorded metrics")
+    report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
+    args = parser.parse_args(argv)
+
+    if args.command == "test":
+        os.chdir(ROOT)
+        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "tests", "notebooks",
+               *args.pytest_args]
+        return subprocess.call(cmd)
+
+    from tlutils import data, profiles, report
+
+    try:
+        if args.command == "run":
+            from tlutils.run import all_notebooks, parse_params, run_all
+
+            profile = profiles.current(args.profile)
+            notebooks = args.notebooks or all_notebooks()
+            print(f"Profile {profile}: {len(notebooks)} notebook(s); outputs in "
+                  f"{report.build_dir(profile)}", flush=True)
+            return 1 if run_all(notebooks, profile, parse_params(args.param)) else 0
+        if args.command == "fetch":
+            return _fetch(["smoke", "cpu", "gpu"] if args.all else [profiles.current(args.profile)])
+        if args.command == "offline-cache":
+            print(f"Cache ready: {data.build_offline_cache(args.shared_data)}")
+            return 0
+        if args.command == "report":
+            print(report.aggregate(profiles.current(args.profile))[0].read_text())
+            return 0
+    except data.DataError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _fetch(profile_names: list[str]) -> int:
+    """Download every dataset and weights file the profiles use (for an offline workshop)."""
+    from tlutils import backbones, data, profiles
+
+    for name in profile_names:
+        p = profiles.PROFILES[name]
+        print(f"{name}: dataset {p.dataset} -> {data.fetch(p.dataset)}", flush=True)
+        backbones.load_backbone(p.backbone, p.image_size)
+        print(f"{name}: weights for {p.backbone} at {p.image_size} px in "
+              f"{data.cache_root() / 'models'}", flush=True)
+    print(f"Done. Copy {data.cache_root()} to the workshop machines and set KERAS_HOME to it.")
+    return 0
+
+
+if __name__ == "__main__":
+    ensure_environment()
+    sys.exit(main())

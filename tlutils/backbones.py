@@ -1,0 +1,170 @@
+"""Pretrained backbones: a registry, a classifier builder, and freezing by blocks.
+
+The classifier recipe is explained in 01_feature_extraction; blocks and
+`trainable` vs `training` in 02_partial_fine_tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import keras
+
+from tlutils.data import DataError, cache_root
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one keras.applications backbone and feed it."""
+
+    name: str
+    constructor: str  # attribute of keras.applications
+    kwargs: dict
+    default_size: int
+    scale: float | None  # Rescaling(scale, offset) maps 0..255 to the backbone's range;
+    offset: float  # scale None: the backbone rescales inside itself (EfficientNet)
+    block_pattern: str  # regex whose first group names a layer's block
+    weights_url: str  # where keras.applications downloads the ImageNet weights from
+    weights_sizes: tuple[int, ...]  # sizes with their own weights file; others use the first
+
+    def weights_source(self, size: int) -> str:
+        """The URL of the weights file Keras loads at this input size."""
+        rows = size if size in self.weights_sizes else self.weights_sizes[0]
+        return self.weights_url.format(rows=rows)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in [
+        BackboneSpec(
+            "mobilenet_025", "MobileNet", {"alpha": 0.25}, 224, 1 / 127.5, -1.0,
+            r"^conv_(?:dw|pw|pad)_(\d+)",
+            "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
+            "mobilenet_2_5_{rows}_tf_no_top.h5",
+            (224, 128, 160, 192),
+        ),
+        BackboneSpec(
+            "mobilenet_v2", "MobileNetV2", {"alpha": 1.0}, 160, 1 / 127.5, -1.0,
+            r"^(?:block_(\d+)_|(expanded_conv)_|(Conv_1|out_relu))",
+            "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
+            (224, 96, 128, 160, 192),
+        ),
+        BackboneSpec(
+            "efficientnet_b0", "EfficientNetB0", {}, 224, None, 0.0,
+            r"^(?:block(\d[a-z])_|(top)_)",
+            "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
+            (224,),
+        ),
+    ]
+}
+
+
+def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
+    """The backbone without its top, named "backbone", weights from the Keras cache.
+
+    Offline with the weights file missing, the error names the file, its URL and folder.
+    """
+    spec = BACKBONES[name]
+    build = getattr(keras.applications, spec.constructor)
+    shape = (image_size, image_size, 3)
+    url = spec.weights_source(image_size)
+    fname = url.rsplit("/", 1)[-1]
+    models_dir = cache_root() / "models"
+    try:
+        base = build(include_top=False, weights=weights, input_shape=shape, **spec.kwargs)
+    except Exception as err:
+        if weights != "imagenet" or (models_dir / fname).exists():
+            raise
+        raise DataError(
+            f"Could not get the ImageNet weights for {name} ({err}). Download {url} "
+            f"and put it in {models_dir}/ as {fname}."
+        ) from None
+    base.name = "backbone"
+    return base
+
+
+def preprocess_layer(backbone: str) -> keras.Layer:
+    """Maps pixel values 0..255 to the range the backbone was trained on."""
+    spec = BACKBONES[backbone]
+    if spec.scale is None:
+        return keras.layers.Identity(name="preprocess")
+    return keras.layers.Rescaling(spec.scale, spec.offset, name="preprocess")
+
+
+def build_classifier(backbone: str, n_classes: int, image_size: int, *,
+                     weights: str | None = "imagenet", dropout: float = 0.2,
+                     bn_inference: bool = True, trainable: bool = False) -> keras.Model:
+    """Images (0..255) -> preprocessing -> backbone -> average pool -> dropout -> softmax.
+
+    bn_inference=True calls the backbone with training=False, so BatchNorm uses its
+    ImageNet statistics even while its weights train (see 02_partial_fine_tuning).
+    """
+    base = load_backbone(backbone, image_size, weights)
+    base.trainable = trainable
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = preprocess_layer(backbone)(inputs)
+    x = base(x, training=False if bn_inference else None)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def build_head(n_features: int, n_classes: int, dropout: float = 0.2) -> keras.Model:
+    """The classifier's top alone (dropout -> softmax), trained on cached features."""
+    inputs = keras.Input((n_features,), name="features")
+    x = keras.layers.Dropout(dropout, name="dropout")(inputs)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="head_only")
+
+
+def list_blocks(base: keras.Model, backbone: str) -> list[tuple[str, list[keras.Layer]]]:
+    """The backbone's layers grouped into blocks, input side first.
+
+    Layers before the first block form "stem"; a layer whose name matches no block
+    joins the block before it (a padding or activation layer, say).
+    """
+    pattern = re.compile(BACKBONES[backbone].block_pattern)
+    blocks: list[tuple[str, list[keras.Layer]]] = [("stem", [])]
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        match = pattern.match(layer.name)
+        label = next((g for g in match.groups() if g), None) if match else None
+        if label is not None and label != blocks[-1][0]:
+            blocks.append((label, []))
+        blocks[-1][1].append(layer)
+    return [b for b in blocks if b[1]]
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The backbone inside a model built by build_classifier."""
+    return model.get_layer("backbone")
+
+
+def freeze_all(model: keras.Model) -> None:
+    """Freeze the whole backbone (feature extraction); the head stays trainable."""
+    backbone_of(model).trainable = False
+
+
+def unfreeze_top(model: keras.Model, backbone: str, k: int) -> int:
+    """Unfreeze the top k blocks of the backbone, BatchNorm layers kept frozen.
+
+    Returns the number of trainable weights (scalars) in the whole model afterwards.
+    Recompile the model after calling this.
+    """
+    base = backbone_of(model)
+    base.trainable = True
+    blocks = list_blocks(base, backbone)
+    top = {id(layer) for _, layers in blocks[len(blocks) - k:] for layer in layers} if k else set()
+    for layer in base.layers:
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = id(layer) in top and not is_bn
+    return count_trainable(model)
+
+
+def count_trainable(model: keras.Model) -> int:
+    """Number of trainable scalars in a model."""
+    return int(sum(keras.ops.size(w) for w in model.trainable_weights))

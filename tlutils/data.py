@@ -1,0 +1,306 @@
+"""Datasets: where they come from, how they are fetched, decoded once, and split.
+
+Fetching and the cache are explained in 00_start_here; loading and splits in
+01_feature_extraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+DECODE_VERSION = 1  # bump when decode_image changes, so old decoded caches are not reused
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class DataError(RuntimeError):
+    """A dataset cannot be fetched or used; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset comes from and where its unpacked copy lives in the cache."""
+
+    name: str
+    url: str  # the upstream archive
+    path: str  # the unpacked folder, relative to <cache>/datasets
+    layout: str  # what the folder holds, in words (used in error messages)
+    archive_sha256: str | None = None  # checksum of the archive, where known
+    folder_sha256: str | None = None  # hash of the unpacked folder (see folder_sha256())
+    shared_copy: str | None = None  # offline copy under shared/data, for workshops and CI
+
+    @property
+    def archive_name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec(
+            name="hymenoptera",
+            url="https://download.pytorch.org/tutorial/hymenoptera_data.zip",
+            path="hymenoptera_data_extracted/hymenoptera_data",
+            layout="train/{ants,bees}/ and val/{ants,bees}/ (245 + 153 images)",
+            folder_sha256="5feac30d162605875083bc6e3b38d368741febf62cf62512b03f92b698502403",
+            shared_copy="images/hymenoptera_data",
+        ),
+        DatasetSpec(
+            name="flower_photos",
+            url="https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz",
+            path="flower_photos_extracted/flower_photos",
+            layout="5 class folders (daisy, dandelion, roses, sunflowers, tulips), 3,670 images",
+        ),
+    ]
+}
+
+
+def cache_root() -> Path:
+    """The writable cache Keras uses: $KERAS_HOME, else ~/.keras.
+
+    Keras silently falls back to /tmp/.keras when KERAS_HOME is not writable; we refuse
+    instead, so a pre-filled cache is never ignored without a word.
+    """
+    root = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    if not os.access(root, os.W_OK):
+        raise DataError(
+            f"The cache folder {root} is not writable. Copy it to a writable place and "
+            "point KERAS_HOME at the copy."
+        )
+    return root
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """sha256 of the sorted per-file sha256 digests (the MANIFEST.md folder hash)."""
+    digests = sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*") if p.is_file()
+    )
+    return hashlib.sha256("".join(d + "\n" for d in digests).encode()).hexdigest()
+
+
+def fetch(dataset: str | DatasetSpec, verify: bool = True) -> Path:
+    """Return the unpacked dataset folder, downloading it into the cache if needed.
+
+    Offline, with the folder missing, the error names the URL and where to put the data.
+    """
+    spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    datasets = cache_root() / "datasets"
+    target = datasets / spec.path
+    if not target.is_dir():
+        import keras
+
+        archive = datasets / spec.archive_name
+        try:
+            keras.utils.get_file(
+                fname=spec.archive_name,
+                origin=spec.url,
+                file_hash=spec.archive_sha256,
+                cache_dir=str(cache_root()),
+                cache_subdir="datasets",
+                extract=True,
+            )
+        except Exception as err:  # network failure, HTTP error or checksum mismatch
+            archive.unlink(missing_ok=True)
+            raise DataError(
+                f"Could not download {spec.name} from {spec.url} ({err}). Download it "
+                f"yourself and unpack it so that {target} holds {spec.layout}."
+            ) from None
+        if not target.is_dir():
+            archive.unlink(missing_ok=True)
+            raise DataError(
+                f"The archive from {spec.url} did not unpack to {target} (truncated or not "
+                f"the expected archive); it was removed. Fetch it again, or unpack it by "
+                f"hand so that {target} holds {spec.layout}."
+            )
+    if verify and spec.folder_sha256 and folder_sha256(target) != spec.folder_sha256:
+        raise DataError(
+            f"{target} differs from the published {spec.name} (folder checksum mismatch). "
+            f"Delete it and fetch again from {spec.url}."
+        )
+    return target
+
+
+@dataclasses.dataclass
+class ImageData:
+    """Decoded images (uint8, n x size x size x 3) with integer labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    paths: list[str]
+    skipped: list[tuple[str, str]]  # (path, reason) of files that could not be used
+    key: str  # identifies the content; caches of derived data (features) use it
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx) -> ImageData:
+        idx = np.asarray(idx)
+        key = hashlib.sha1(self.key.encode() + idx.tobytes()).hexdigest()[:16]
+        paths = [self.paths[i] for i in idx]
+        return ImageData(self.x[idx], self.y[idx], self.class_names, paths, [], key)
+
+
+def decode_image(path: str | Path, size: int, min_side: int = 8) -> np.ndarray:
+    """Open any image Pillow reads and return it as size x size RGB uint8.
+
+    Handles EXIF rotation, greyscale, palette, RGBA (on white) and CMYK; the centre is
+    cropped to a square, so nothing is squashed. Raises on unreadable or tiny images.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.draft("RGB", (size, size))  # JPEG: decode huge photos at a reduced scale
+        im = ImageOps.exif_transpose(im)
+        if min(im.size) < min_side:
+            raise ValueError(f"too small ({im.size[0]}x{im.size[1]} pixels)")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+        im = ImageOps.fit(im.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def list_class_folder(root: Path) -> dict[str, list[Path]]:
+    """Class name -> files (sorted) for a folder with one sub-folder per class."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return {
+        c: sorted(p for p in (root / c).rglob("*") if p.is_file() and not p.name.startswith("."))
+        for c in classes
+    }
+
+
+def _decode_folder(root: Path, size: int, class_names: list[str]) -> ImageData:
+    files = list_class_folder(root)
+    xs, ys, paths, skipped = [], [], [], []
+    for label, name in enumerate(class_names):
+        for path in files.get(name, []):
+            try:
+                xs.append(decode_image(path, size))
+            except Exception as err:  # unreadable, truncated, not an image, too small
+                reason = str(err) or type(err).__name__
+                skipped.append((str(path), reason.split("\n")[0][:120]))
+                continue
+            ys.append(label)
+            paths.append(str(path))
+    x = np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
+    return ImageData(x, np.array(ys, dtype=np.int64), class_names, paths, skipped, key="")
+
+
+def _fingerprint(root: Path, size: int) -> str:
+    h = hashlib.sha1(f"{root.resolve()}|{size}|{DECODE_VERSION}".encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_image_folder(root: str | Path, size: int, class_names: list[str] | None = None,
+                      cache: bool = True) -> ImageData:
+    """Decode a one-sub-folder-per-class folder once, caching the arrays in the cache.
+
+    Files that cannot be used are skipped and listed in `.skipped`, never a crash later.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder.")
+    class_names = class_names or list(list_class_folder(root))
+    names_key = hashlib.sha1("|".join(class_names).encode()).hexdigest()[:6]
+    key = f"{_fingerprint(root, size)}-{names_key}"
+    npz = cache_root() / "tlutils" / "decoded" / f"{root.name}-{size}-{key}.npz"
+    if cache and npz.exists():
+        z = np.load(npz, allow_pickle=False)
+        skipped = [tuple(s) for s in z["skipped"].tolist()]
+        return ImageData(z["x"], z["y"], class_names, z["paths"].tolist(), skipped, key)
+    data = _decode_folder(root, size, class_names)
+    data.key = key
+    if cache:
+        npz.parent.mkdir(parents=True, exist_ok=True)
+        tmp = npz.with_suffix(".tmp.npz")
+        skipped = np.array(data.skipped, dtype=str).reshape(-1, 2)
+        np.savez(tmp, x=data.x, y=data.y, paths=np.array(data.paths, dtype=str), skipped=skipped)
+        os.replace(tmp, npz)
+    return data
+
+
+def load_train_val(source: str | Path, size: int, val_fraction: float = 0.2,
+                   seed: int = 0) -> tuple[ImageData, ImageData]:
+    """Train and validation sets from a registered dataset name or a folder.
+
+    Uses `train/` and `val/` when the folder has them; otherwise a stratified split.
+    """
+    root = fetch(source) if str(source) in DATASETS else Path(source)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        train = load_image_folder(root / "train", size)
+        return train, load_image_folder(root / "val", size, class_names=train.class_names)
+    data = load_image_folder(root, size)
+    train_idx, val_idx = stratified_split(data.y, val_fraction, seed)
+    train, val = data.take(train_idx), data.take(val_idx)
+    train.skipped = data.skipped
+    return train, val
+
+
+def stratified_split(y: np.ndarray, val_fraction: float,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) with each class split in the same proportion."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val = max(1, round(len(idx) * val_fraction)) if len(idx) > 1 else 0
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def per_class_subset(y: np.ndarray, k: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of k examples per class (all of a class if it has fewer; None: all)."""
+    if k is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]
+    return np.sort(np.concatenate(picked))
+
+
+def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None) -> Path:
+    """Copy the offline assets of shared/data into a writable Keras cache.
+
+    Weights go to <cache>/models (where keras.applications looks), datasets to the
+    folder fetch() checks. Files already there are left alone.
+    """
+    shared = Path(shared_data)
+    if not (shared / "MANIFEST.md").exists():
+        raise DataError(f"{shared} is not a shared data folder (it has no MANIFEST.md).")
+    if cache is not None:
+        os.environ["KERAS_HOME"] = str(Path(cache).resolve())
+    root = cache_root()
+    (root / "models").mkdir(exist_ok=True)
+    for f in sorted((shared / "keras" / "models").glob("*")):
+        _copy_atomic(f, root / "models" / f.name)
+    for spec in DATASETS.values():
+        if spec.shared_copy and (shared / spec.shared_copy).exists():
+            _copy_atomic(shared / spec.shared_copy, root / "datasets" / spec.path)
+    return root
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Copy a file or folder unless dst exists; a parallel run never sees half a copy."""
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    if src.is_dir():
+        shutil.copytree(src, tmp)
+    else:
+        shutil.copy2(src, tmp)
+    try:
+        tmp.rename(dst)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()

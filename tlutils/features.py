@@ -1,0 +1,49 @@
+"""Embeddings from a frozen backbone, computed once and cached on disk.
+
+The cached-feature path is explained in 01_feature_extraction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tlutils.data import ImageData, cache_root
+
+
+def feature_extractor(backbone: str, image_size: int, weights: str | None = "imagenet"):
+    """Preprocessing -> frozen backbone -> average pool: images to embedding vectors."""
+    import keras
+
+    from tlutils.backbones import load_backbone, preprocess_layer
+
+    base = load_backbone(backbone, image_size, weights)
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = base(preprocess_layer(backbone)(inputs), training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, x, name=f"{backbone}_features")
+
+
+def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
+    return cache_root() / "tlutils" / "features" / f"{backbone}-{image_size}-{data.key}.npy"
+
+
+def extract_features(data: ImageData, backbone: str, image_size: int,
+                     batch_size: int = 64, extractor=None) -> np.ndarray:
+    """Embeddings of data.x (n x d float32), read from the cache when computed before.
+
+    The cache key is (backbone, image size, the images' content key), so a different
+    subset, size or backbone never reuses stale features.
+    """
+    path = features_path(data, backbone, image_size)
+    if path.exists():
+        return np.load(path)
+    extractor = extractor or feature_extractor(backbone, image_size)
+    feats = extractor.predict(data.x, batch_size=batch_size, verbose=0).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, feats)
+    tmp.replace(path)
+    return feats

@@ -1,0 +1,74 @@
+"""Profiles: one switch that sizes every notebook for CI, a laptop or a GPU.
+
+Explained in 00_start_here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Defaults the notebooks share; each notebook's parameters cell can override them."""
+
+    name: str
+    dataset: str  # a name in tlutils.data.DATASETS
+    backbone: str  # a name in tlutils.backbones.BACKBONES
+    image_size: int
+    batch_size: int
+    description: str
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "hymenoptera", "mobilenet_025", 224, 32,
+                     "CI and quick checks: 2 CPU cores, offline from a pre-filled cache, "
+                     "a few minutes a notebook"),
+    "cpu": Profile("cpu", "hymenoptera", "mobilenet_v2", 160, 32,
+                   "a laptop without GPU: about 10 minutes a notebook, downloads allowed"),
+    "gpu": Profile("gpu", "flower_photos", "efficientnet_b0", 224, 64,
+                   "Colab or any GPU: the full flowers set and a stronger backbone"),
+}
+
+
+def current(name: str | None = None) -> str:
+    """The profile to use: `name`, else $TLU_PROFILE, else "gpu" with a GPU, else "cpu"."""
+    name = name or os.environ.get("TLU_PROFILE") or ("gpu" if gpu_name() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+    return name
+
+
+def get(name: str | None = None) -> Profile:
+    """The Profile for `name` (see current())."""
+    return PROFILES[current(name)]
+
+
+def gpu_name() -> str | None:
+    """The name of the first GPU the Keras backend sees, or None."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return gpus[0].device_kind if gpus else None
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return None
+
+
+def device() -> str:
+    """What the computation runs on, in words: the GPU's name or the CPU core count."""
+    return gpu_name() or f"CPU ({os.cpu_count()} cores)"

@@ -1,0 +1,99 @@
+"""Run report: each notebook records its metrics and wall time; the runner collects them.
+
+Explained in 00_start_here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The course checkout containing `start` (default: the working directory), if any."""
+    for folder in [p := (start or Path.cwd()).resolve(), *p.parents]:
+        if (folder / "tlutils" / "__init__.py").exists() and (folder / "notebooks").is_dir():
+            return folder
+    return None
+
+
+def build_dir(profile: str) -> Path:
+    """build/<profile>/ in the checkout ($TLU_BUILD_DIR/<profile> if set)."""
+    base = os.environ.get("TLU_BUILD_DIR")
+    root = Path(base) if base else (repo_root() or Path.cwd()) / "build"
+    return root / profile
+
+
+def record(notebook: str, profile: str, metrics: dict, wall_s: float) -> Path:
+    """Write build/<profile>/metrics/<notebook>.json and return its path.
+
+    Keys: notebook, profile, backend, device, wall_s, metrics. Put the headline metric
+    first in `metrics`: the runner prints it.
+    """
+    import keras
+
+    from tlutils.profiles import device
+
+    payload = {
+        "notebook": notebook,
+        "profile": profile,
+        "backend": keras.backend.backend(),
+        "device": device(),
+        "wall_s": round(wall_s, 1),
+        "metrics": metrics,
+    }
+    path = build_dir(profile) / "metrics" / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=_plain) + "\n")
+    return path
+
+
+def _plain(value):
+    """numpy scalars and arrays to plain JSON values."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def headline(metrics: dict) -> str:
+    """`name=value` of the first scalar metric, for one-line progress output."""
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)):
+            return f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+    return ""
+
+
+def _markdown_table(rows: list[dict]) -> list[str]:
+    cols = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |")
+    return lines
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def aggregate(profile: str) -> tuple[Path, Path]:
+    """Collect build/<profile>/metrics/*.json into report.md and report.json."""
+    out = build_dir(profile)
+    runs = [json.loads(p.read_text()) for p in sorted((out / "metrics").glob("*.json"))]
+    (out / "report.json").write_text(json.dumps(runs, indent=1) + "\n")
+    lines = [f"# Run report: profile `{profile}`", ""]
+    lines += _markdown_table([
+        {"notebook": r["notebook"], "wall_s": r["wall_s"], "backend": r["backend"],
+         "device": r["device"], "headline": headline(r["metrics"])} for r in runs
+    ])
+    for r in runs:
+        lines += ["", f"## {r['notebook']}", ""]
+        scalars = {k: v for k, v in r["metrics"].items() if not isinstance(v, (list, dict))}
+        if scalars:
+            lines += _markdown_table([{"metric": k, "value": v} for k, v in scalars.items()])
+        for key, value in r["metrics"].items():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                lines += ["", f"**{key}**", ""] + _markdown_table(value)
+            elif isinstance(value, dict):
+                lines += ["", f"**{key}**", ""]
+                lines += _markdown_table([{"key": k, "value": v} for k, v in value.items()])
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md", out / "report.json"
