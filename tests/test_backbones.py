@@ -1,0 +1,91 @@
+"""tlutils.backbones, features and training: blocks, freezing, cached features, snapshots."""
+
+import keras
+import numpy as np
+import pytest
+
+from tlutils import backbones, data, features, training
+
+
+@pytest.fixture(scope="module")
+def model():
+    return backbones.build_classifier("mobilenet_025", 3, 96, weights=None)
+
+
+def test_classifier_shape_and_frozen_backbone(model):
+    assert model.output_shape == (None, 3)
+    assert not backbones.backbone_of(model).trainable
+    # only the head trains: 256 features x 3 classes + 3 biases
+    assert backbones.count_trainable(model) == 256 * 3 + 3
+
+
+def test_list_blocks_mobilenet(model):
+    blocks = backbones.list_blocks(backbones.backbone_of(model), "mobilenet_025")
+    names = [name for name, _ in blocks]
+    assert names == ["stem"] + [str(i) for i in range(1, 14)]
+    assert [layer.name for layer in blocks[-1][1]][:2] == ["conv_dw_13", "conv_dw_13_bn"]
+    assert sum(len(layers) for _, layers in blocks) == len(backbones.backbone_of(model).layers) - 1
+
+
+def test_unfreeze_top_keeps_batchnorm_frozen(model):
+    n1 = backbones.unfreeze_top(model, "mobilenet_025", 1)
+    n2 = backbones.unfreeze_top(model, "mobilenet_025", 2)
+    assert backbones.count_trainable(model) == n2 > n1 > 256 * 3 + 3
+    base = backbones.backbone_of(model)
+    trainable = {layer.name for layer in base.layers if layer.trainable and layer.weights}
+    assert trainable == {"conv_dw_12", "conv_pw_12", "conv_dw_13", "conv_pw_13"}
+    assert backbones.unfreeze_top(model, "mobilenet_025", 0) == 256 * 3 + 3
+    backbones.freeze_all(model)
+    assert backbones.count_trainable(model) == 256 * 3 + 3
+
+
+def test_missing_weights_offline_names_url_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(data.DataError) as err:
+        backbones.load_backbone("mobilenet_025", 128)
+    message = str(err.value)
+    assert "mobilenet_2_5_128_tf_no_top.h5" in message
+    assert "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/" in message
+    assert str(tmp_path / "models") in message
+
+
+def test_weights_file_falls_back_to_224_for_other_sizes():
+    spec = backbones.BACKBONES["mobilenet_025"]
+    assert spec.weights_source(96).endswith("mobilenet_2_5_224_tf_no_top.h5")
+    assert spec.weights_source(160).endswith("mobilenet_2_5_160_tf_no_top.h5")
+
+
+def test_pretrained_weights_load_from_cache():
+    base = backbones.load_backbone("mobilenet_025", 224)
+    assert base.name == "backbone" and base.count_params() == 218_544
+    # ImageNet weights, not the random initialisation
+    assert float(np.std(base.get_layer("conv1").get_weights()[0])) > 0.1
+
+
+def test_extract_features_is_cached(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    d = data.ImageData(rng.integers(0, 255, (5, 224, 224, 3), dtype=np.uint8), np.zeros(5, int),
+                       ["a"], [f"{i}" for i in range(5)], [], key="unit-test")
+    f = features.extract_features(d, "mobilenet_025", 224)
+    assert f.shape == (5, 256) and f.dtype == np.float32
+    path = features.features_path(d, "mobilenet_025", 224)
+    assert path.exists()
+    np.save(path, np.ones((5, 256), np.float32))  # a cache hit reads the file, no model
+    assert features.extract_features(d, "mobilenet_025", 224).sum() == 5 * 256
+    assert features.features_path(d.take([0, 1]), "mobilenet_025", 224) != path
+    path.unlink()
+
+
+def test_snapshot_restore_gives_the_same_run():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    m.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 2
+    state = training.snapshot(m)
+    m.fit(x, y, epochs=3, verbose=0, shuffle=False)
+    first = m.get_weights()
+    training.restore(m, state)
+    assert np.allclose(m.get_weights()[0], state[0])
+    m.fit(x, y, epochs=3, verbose=0, shuffle=False)
+    assert all(np.allclose(a, b) for a, b in zip(first, m.get_weights(), strict=True))
+    assert training.accuracy(m, x, y) >= 0.0

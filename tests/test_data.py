@@ -1,0 +1,170 @@
+"""tlutils.data: downloads (against a local HTTP server), decoding, caching, splits."""
+
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tlutils import data
+
+
+def _png_bytes(color, size=(40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("KERAS_HOME", str(root))
+    return root
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """Serves tmp_path/www on 127.0.0.1: tiny.zip (good), truncated.zip (cut in half)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for cls, color in [("cats", "red"), ("dogs", "blue")]:
+            for i in range(3):
+                z.writestr(f"tiny/train/{cls}/{i}.png", _png_bytes(color))
+                z.writestr(f"tiny/val/{cls}/{i}.png", _png_bytes(color))
+    (www / "tiny.zip").write_bytes(buf.getvalue())
+    (www / "truncated.zip").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hashlib.sha256(buf.getvalue()).hexdigest()
+    httpd.shutdown()
+
+
+def _spec(url, name="tiny.zip", sha=None):
+    extracted = f"{name.split('.')[0]}_extracted/tiny"
+    return data.DatasetSpec(name="tiny", url=f"{url}/{name}", path=extracted,
+                            layout="train/ and val/ with cats/ and dogs/", archive_sha256=sha)
+
+
+def test_good_download_with_checksum(cache, server):
+    url, sha = server
+    root = data.fetch(_spec(url, sha=sha))
+    assert root == cache / "datasets" / "tiny_extracted" / "tiny"
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["cats", "dogs"]
+    # A second call finds the folder and downloads nothing (the server could be gone).
+    assert data.fetch(_spec("http://127.0.0.1:9", sha=sha)) == root
+
+
+def test_checksum_mismatch_is_refused_and_removed(cache, server):
+    url, _ = server
+    with pytest.raises(data.DataError, match="Could not download tiny from .*tiny.zip"):
+        data.fetch(_spec(url, sha="0" * 64))
+    assert not (cache / "datasets" / "tiny.zip").exists()
+    assert not (cache / "datasets" / "tiny_extracted" / "tiny").exists()
+
+
+def test_truncated_archive_is_refused_and_removed(cache, server):
+    url, _ = server
+    with pytest.raises(data.DataError, match="did not unpack .*truncated.zip|truncated"):
+        data.fetch(_spec(url, name="truncated.zip"))
+    assert not (cache / "datasets" / "truncated.zip").exists()
+
+
+def test_missing_file_offline_names_url_and_place(cache):
+    spec = _spec("http://127.0.0.1:9")
+    with pytest.raises(data.DataError) as err:
+        data.fetch(spec)
+    message = str(err.value)
+    assert "http://127.0.0.1:9/tiny.zip" in message
+    assert str(cache / "datasets" / "tiny_extracted" / "tiny") in message
+    assert "\n" not in message
+
+
+def test_folder_checksum_mismatch(cache, server):
+    url, sha = server
+    spec = _spec(url, sha=sha)
+    root = data.fetch(spec)
+    bad = data.DatasetSpec(**{**spec.__dict__, "folder_sha256": "f" * 64})
+    assert data.folder_sha256(root) != "f" * 64
+    with pytest.raises(data.DataError, match="checksum mismatch"):
+        data.fetch(bad)
+
+
+def test_read_only_cache_is_refused(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    monkeypatch.setenv("KERAS_HOME", str(ro))
+    try:
+        if not __import__("os").access(ro, __import__("os").W_OK):  # root can write anyway
+            with pytest.raises(data.DataError, match="not writable"):
+                data.cache_root()
+    finally:
+        ro.chmod(0o755)
+
+
+def _folder(root: Path, n=4) -> Path:
+    for cls, color in [("a", (200, 30, 30)), ("b", (30, 30, 200))]:
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (50 + i, 40), color).save(root / cls / f"{i}.jpg")
+    return root
+
+
+def test_load_image_folder_decodes_skips_and_caches(cache, tmp_path):
+    root = _folder(tmp_path / "imgs")
+    (root / "a" / "notes.jpg").write_text("not an image")
+    (root / "b" / "empty.png").write_bytes(b"")
+    Image.new("RGB", (1, 1)).save(root / "b" / "dot.png")
+    Image.new("L", (30, 60), 128).save(root / "b" / "grey.png")
+    d = data.load_image_folder(root, 32)
+    assert d.x.shape == (9, 32, 32, 3) and d.x.dtype == np.uint8
+    assert d.class_names == ["a", "b"] and np.bincount(d.y).tolist() == [4, 5]
+    skipped = {Path(p).name: why for p, why in d.skipped}
+    assert set(skipped) == {"notes.jpg", "empty.png", "dot.png"}
+    assert "too small" in skipped["dot.png"]
+    assert d.x[0, 16, 16].tolist() == pytest.approx([200, 30, 30], abs=3)
+    again = data.load_image_folder(root, 32)  # from the decoded cache
+    assert again.key == d.key and np.array_equal(again.x, d.x) and again.skipped == d.skipped
+    assert len(list((cache / "tlutils" / "decoded").glob("*.npz"))) == 1
+
+
+def test_rgba_is_composited_on_white(tmp_path, cache):
+    path = tmp_path / "t.png"
+    Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(path)
+    assert data.decode_image(path, 8)[4, 4].tolist() == [255, 255, 255]
+
+
+def test_load_train_val_split_when_no_train_folder(cache, tmp_path):
+    root = _folder(tmp_path / "imgs", n=10)
+    train, val = data.load_train_val(root, 16, val_fraction=0.2, seed=0)
+    assert len(train) == 16 and len(val) == 4
+    assert np.bincount(val.y).tolist() == [2, 2]
+    assert not set(train.paths) & set(val.paths)
+    assert train.key != val.key
+
+
+def test_stratified_split_and_subsets():
+    y = np.array([0] * 10 + [1] * 30)
+    tr, va = data.stratified_split(y, 0.2, seed=1)
+    assert np.bincount(y[va]).tolist() == [2, 6]
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(40))
+    assert np.array_equal(tr, data.stratified_split(y, 0.2, seed=1)[0])
+    sub = data.per_class_subset(y, 5, seed=0)
+    assert np.bincount(y[sub]).tolist() == [5, 5]
+    assert len(data.per_class_subset(y, 20)) == 30  # all of class 0, 20 of class 1
+    assert len(data.per_class_subset(y, None)) == 40
+
+
+def test_build_offline_cache_refuses_wrong_folder(tmp_path):
+    with pytest.raises(data.DataError, match="no MANIFEST.md"):
+        data.build_offline_cache(tmp_path)

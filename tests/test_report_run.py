@@ -1,0 +1,58 @@
+"""tlutils.report and tlutils.run: metrics files, the report, parameter injection, the runner."""
+
+import json
+
+import nbformat
+import pytest
+
+from tlutils import report, run
+
+
+def test_record_and_aggregate(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path))
+    path = report.record("01_x", "smoke", {"acc": 0.91234, "n": 3, "table": [{"k": 1, "acc": 0.5}]},
+                         wall_s=12.345)
+    payload = json.loads(path.read_text())
+    assert path == tmp_path / "smoke" / "metrics" / "01_x.json"
+    assert set(payload) == {"notebook", "profile", "backend", "device", "wall_s", "metrics"}
+    assert payload["wall_s"] == 12.3
+    md, js = report.aggregate("smoke")
+    text = md.read_text()
+    assert "| 01_x | 12.3 |" in text and "acc=0.912" in text and "| 1 | 0.5 |" in text
+    assert json.loads(js.read_text())[0]["metrics"]["n"] == 3
+
+
+def test_parse_params():
+    assert run.parse_params(["EPOCHS=3", "DATA_DIR=/x/y", "SHOTS=[1, 2]", "LR=1e-3"]) == {
+        "EPOCHS": 3, "DATA_DIR": "/x/y", "SHOTS": [1, 2], "LR": 0.001}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        run.parse_params(["oops"])
+
+
+def _notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nX = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_execute_injects_parameters_and_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    nb = _notebook(tmp_path / "t.ipynb",
+                   "assert X == 5, X\nassert os.environ['TLU_PROFILE'] == 'cpu'\nprint('ran', X)")
+    out, error = run.execute(nb, "cpu", {"X": 5})
+    assert error is None
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[1].metadata["tags"] == ["injected-parameters"]
+    assert "ran 5" in executed.cells[2].outputs[0]["text"]
+    out, error = run.execute(nb, "cpu", {"X": 2})
+    assert error is not None and "AssertionError" in error
+
+
+def test_inject_needs_a_parameters_cell():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    with pytest.raises(ValueError, match="parameters"):
+        run.inject_parameters(nb, {"x": 2})
