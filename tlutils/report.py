@@ -71,7 +71,7 @@ def _markdown_table(rows: list[dict]) -> list[str]:
 
 
 def _fmt(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def aggregate(profile: str) -> tuple[Path, Path]:
