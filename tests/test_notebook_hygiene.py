@@ -53,6 +53,6 @@ def test_environment_yml_installs_the_pinned_project():
 
 
 def test_ruff_clean():
-    cmd = [sys.executable, "-m", "ruff", "check", "tlutils", "tests", "notebooks"]
+    cmd = [sys.executable, "-m", "ruff", "check", "tlutils", "tests", "notebooks", "benchmarks"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

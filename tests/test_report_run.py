@@ -56,3 +56,15 @@ def test_inject_needs_a_parameters_cell():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     with pytest.raises(ValueError, match="parameters"):
         run.inject_parameters(nb, {"x": 2})
+
+
+def test_precision_policy_per_gpu_generation():
+    from tlutils import profiles
+
+    gpu, smoke = profiles.PROFILES["gpu"], profiles.PROFILES["smoke"]
+    assert profiles.precision_policy(gpu, (7, 5)) == "mixed_float16"  # T4
+    assert profiles.precision_policy(gpu, (8, 0)) == "mixed_bfloat16"  # A100
+    assert profiles.precision_policy(gpu, (9, 0)) == "mixed_bfloat16"  # H100
+    assert profiles.precision_policy(gpu, None) == "float32"  # no GPU
+    assert profiles.precision_policy(smoke, (9, 0)) == "float32"
+    assert profiles.configure("smoke") == "float32"

@@ -108,7 +108,8 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, *,
     x = base(x, training=False if bn_inference else None)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+    # float32 softmax: stable probabilities and losses under mixed precision
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
@@ -116,7 +117,7 @@ def build_head(n_features: int, n_classes: int, dropout: float = 0.2) -> keras.M
     """The classifier's top alone (dropout -> softmax), trained on cached features."""
     inputs = keras.Input((n_features,), name="features")
     x = keras.layers.Dropout(dropout, name="dropout")(inputs)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="head_only")
 
 

@@ -19,6 +19,7 @@ class Profile:
     image_size: int
     batch_size: int
     description: str
+    mixed_precision: bool = False  # float16/bfloat16 compute on a GPU (see configure())
 
 
 PROFILES: dict[str, Profile] = {
@@ -28,7 +29,8 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile("cpu", "hymenoptera", "mobilenet_v2", 160, 32,
                    "a laptop without GPU: about 10 minutes a notebook, downloads allowed"),
     "gpu": Profile("gpu", "flower_photos", "efficientnet_b0", 224, 64,
-                   "Colab or any GPU: the full flowers set and a stronger backbone"),
+                   "Colab or any GPU: the full flowers set and a stronger backbone",
+                   mixed_precision=True),
 }
 
 
@@ -72,3 +74,48 @@ def gpu_name() -> str | None:
 def device() -> str:
     """What the computation runs on, in words: the GPU's name or the CPU core count."""
     return gpu_name() or f"CPU ({os.cpu_count()} cores)"
+
+
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """(major, minor) CUDA compute capability of the first GPU, or None."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        return details.get("compute_capability")
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        cc = getattr(gpus[0], "compute_capability", None) if gpus else None
+        return tuple(int(v) for v in cc.split(".")) if cc else None
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None
+    return None
+
+
+def precision_policy(profile: Profile, capability: tuple[int, int] | None) -> str:
+    """"mixed_bfloat16" on Ampere (8.0) and newer, "mixed_float16" on older GPUs such as
+    Colab's T4, "float32" on a CPU or for profiles without mixed precision."""
+    if not profile.mixed_precision or capability is None:
+        return "float32"
+    return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "mixed_float16"
+
+
+def configure(name: str) -> str:
+    """Apply a profile's global Keras settings (the dtype policy); return the policy name.
+
+    Explained in 00_start_here. Models built afterwards compute in that precision; the
+    classifier's softmax stays in float32 (see backbones.build_classifier).
+    """
+    import keras
+
+    policy = precision_policy(PROFILES[name], gpu_compute_capability())
+    keras.config.set_dtype_policy(policy)
+    return policy

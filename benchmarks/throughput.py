@@ -1,0 +1,91 @@
+"""Training throughput of each notebook's main training run: real input path vs. compute ceiling.
+
+For each configuration, trains the profile's model for a few epochs (after one warm-up epoch
+that pays for tracing/compilation) twice:
+- real: on the decoded uint8 NumPy arrays the notebooks use (host -> device every batch);
+- synthetic: on the same number of float tensors already in device memory (the ceiling).
+The ratio real/synthetic tells how much the input path costs (target on a GPU: >= 0.7).
+
+    python benchmarks/throughput.py --profile smoke
+    KERAS_BACKEND=jax python benchmarks/throughput.py --profile gpu --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+from tlutils import augment, backbones, data, profiles, report  # noqa: E402
+
+# configuration -> the notebooks whose main training run it is
+CASES = {
+    "scratch": "01 (baseline from scratch)",
+    "frozen_in_loop": "01 (frozen backbone in the loop)",
+    "augment_frozen": "04 (augmentation, frozen backbone)",
+    "partial_top2": "02, 06 (top 2 blocks unfrozen)",
+    "full_fine_tune": "03, 05 (all blocks unfrozen)",
+}
+
+
+def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:
+    weights = None if case == "scratch" else "imagenet"
+    model = backbones.build_classifier(p.backbone, n_classes, p.image_size, weights=weights,
+                                       trainable=case == "scratch", bn_inference=case != "scratch")
+    if case == "augment_frozen":
+        inputs = keras.Input((p.image_size, p.image_size, 3))
+        model = keras.Model(inputs, model(augment.augmenter("medium", seed=0)(inputs)))
+    elif case == "partial_top2":
+        backbones.unfreeze_top(model, p.backbone, 2)
+    elif case == "full_fine_tune":
+        backbones.unfreeze_top(model, p.backbone, 10_000)
+    model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    return model
+
+
+def images_per_s(model, x, y, batch_size: int, epochs: int) -> float:
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)  # warm-up: tracing, compiling
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return epochs * len(y) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    name = profiles.current(args.profile)
+    p = profiles.PROFILES[name]
+    policy = profiles.configure(name)
+    train, _ = data.load_train_val(p.dataset, p.image_size)
+    n = len(train) - len(train) % p.batch_size  # whole batches only: one traced shape
+    x_real, y = train.x[:n], train.y[:n]
+    x_syn = keras.random.uniform((n, p.image_size, p.image_size, 3), 0, 255, seed=0)
+    y_syn = keras.ops.convert_to_tensor(y)
+    rows = []
+    for case in args.cases:
+        model = build(case, p, len(train.class_names))
+        real = images_per_s(model, x_real, y, p.batch_size, args.epochs)
+        synthetic = images_per_s(model, x_syn, y_syn, p.batch_size, args.epochs)
+        rows.append({"case": case, "notebooks": CASES[case], "real_img_s": round(real, 1),
+                     "synthetic_img_s": round(synthetic, 1), "ratio": round(real / synthetic, 2)})
+        print(f"{case:16s} real {real:8.1f} img/s   synthetic {synthetic:8.1f} img/s   "
+              f"ratio {real / synthetic:.2f}", flush=True)
+    result = {"profile": name, "backend": keras.backend.backend(), "device": profiles.device(),
+              "policy": policy, "batch_size": p.batch_size, "image_size": p.image_size,
+              "backbone": p.backbone, "images": n, "epochs": args.epochs, "cases": rows}
+    out = report.build_dir(name) / "benchmark.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\n{result['device']}, {result['backend']}, {policy}: written to {out}")
+
+
+if __name__ == "__main__":
+    main()
