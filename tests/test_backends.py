@@ -14,6 +14,7 @@ def test_notebook_01_on_jax(tmp_path, monkeypatch):
     out, error = run.execute(run.all_notebooks()[1], "smoke")
     assert out.name == "01_feature_extraction.ipynb"
     assert error is None, f"notebook 01 failed on JAX: {error} (see {out})"
-    recorded = json.loads((tmp_path / "smoke" / "metrics" / "01_feature_extraction.json").read_text())
+    metrics_file = tmp_path / "smoke" / "metrics" / "01_feature_extraction.json"
+    recorded = json.loads(metrics_file.read_text())
     assert recorded["backend"] == "jax"
     assert recorded["metrics"]["fe_acc"] > recorded["metrics"]["scratch_acc"]

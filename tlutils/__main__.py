@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
                      help="default: gpu when a GPU is visible, else cpu")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    test = sub.add_parser("test", help="run the test suite (unit tests and every notebook)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("test", help="run the test suite (unit tests and every notebook); "
+                   "extra arguments go to pytest")
     fetch = sub.add_parser("fetch", help="download datasets and weights into the cache")
     fetch.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
     fetch.add_argument("--all", action="store_true", help="every profile")
@@ -64,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     cache.add_argument("shared_data", type=Path)
     report = sub.add_parser("report", help="rebuild the report from recorded metrics")
     report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.command == "test":
         os.chdir(ROOT)
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "tests", "notebooks",
-               *args.pytest_args]
+               *extra]
         return subprocess.call(cmd)
 
     from tlutils import data, profiles, report
