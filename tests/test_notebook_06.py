@@ -1,0 +1,98 @@
+"""Notebook 06 through the runner on generated folders.
+
+A folder with every kind of awkward file trains and exports, skipping exactly the bad files;
+each folder that cannot be used stops the run right after the check with one sentence.
+"""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from image_folders import BAD, HANDLED, make_folder, write_good
+
+from tlutils import run
+from tlutils.__main__ import main
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_your_own_data.ipynb"
+FAST = {"IMAGE_SIZE": 96, "BATCH_SIZE": 16, "HEAD_EPOCHS": 20, "FT_EPOCHS": 1,
+        "VAL_FRACTION": 0.3}
+
+
+@pytest.fixture
+def build(tmp_path, monkeypatch) -> Path:
+    """A private build folder, so the tests never overwrite build/smoke/."""
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    return tmp_path / "build" / "smoke"
+
+
+def outputs(path: Path) -> tuple[str, list[dict]]:
+    """All stream text of an executed notebook, and its error outputs."""
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    text = "".join(o.get("text", "") for c in cells for o in c.outputs)
+    errors = [o for c in cells for o in c.outputs if o.output_type == "error"]
+    return text, errors
+
+
+def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
+    folder = make_folder(tmp_path / "photos")
+    out, error = run.execute(NOTEBOOK, "smoke", {"DATA_DIR": str(folder), **FAST})
+    assert error is None, f"{error} (see {out})"
+    metrics = json.loads((build / "metrics" / "06_your_own_data.json").read_text())["metrics"]
+    assert (metrics["n_classes"], metrics["n_images"], metrics["n_skipped"]) == (2, 22, 4)
+    assert {s["file"]: s["reason"] for s in metrics["skipped"]} == BAD
+    assert metrics["n_converted"] == len(HANDLED)
+    assert metrics["n_train"] + metrics["n_val"] == 22
+    assert metrics["val_acc"] > metrics["majority_acc"]
+    assert metrics["folder"] == "photos"
+    for key in ["keras_mb", "savedmodel_mb", "tflite_mb"]:
+        assert metrics[key] > 0, key
+    text, errors = outputs(out)
+    assert not errors
+    for path, reason in BAD.items():
+        assert f"{path}: {reason}" in text
+    for path in HANDLED:
+        assert path in text
+    assert "the loader skipped 4 file(s), the same as the check" in text
+    assert "Check passed." in text
+    assert {"model.keras", "labels.txt", "savedmodel", "model.tflite"} <= {
+        p.name for p in (build / "export").iterdir()}
+    assert (build / "export" / "labels.txt").read_text() == "blue\nred\n"
+
+
+def one_class(folder: Path) -> str:
+    write_good(folder, "red", 3)
+    return f"{folder} needs at least two class sub-folders with images (found only 'red');"
+
+
+def class_without_usable_image(folder: Path) -> str:
+    write_good(folder, "red", 3)
+    (folder / "blue").mkdir()
+    (folder / "blue" / "empty.jpg").write_bytes(b"")
+    (folder / "blue" / "notes.jpg").write_text("not an image")
+    return ("Class 'blue' has no usable image: all 2 of its files were skipped (blue/empty.jpg: "
+            "empty file (0 bytes); blue/notes.jpg: not an image Pillow can read);")
+
+
+@pytest.mark.parametrize("make", [one_class, class_without_usable_image])
+def test_unusable_folder_stops_with_one_sentence(tmp_path, build, make):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    expected = make(folder)
+    out, error = run.execute(NOTEBOOK, "smoke", {"DATA_DIR": str(folder)})
+    assert error.startswith(f"FolderError: {expected}"), error
+    text, errors = outputs(out)
+    assert len(errors) == 1 and errors[0]["traceback"] == [error], "one line, no traceback"
+    assert errors[0]["ename"] == "FolderError"
+    assert "Check passed." not in text
+    assert not (build / "metrics" / "06_your_own_data.json").exists()
+
+
+def test_runner_refuses_a_missing_folder_with_one_line(tmp_path, build, capsys):
+    missing = tmp_path / "no" / "such" / "folder"
+    assert main(["run", str(NOTEBOOK), "--profile", "smoke", "-p", f"DATA_DIR={missing}"]) == 1
+    fail = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(fail) == 1 and "06_your_own_data" in fail[0]
+    assert (f"FolderError: {missing} does not exist; set DATA_DIR to a folder with one "
+            "sub-folder per class.") in fail[0]
