@@ -168,3 +168,65 @@ def test_stratified_split_and_subsets():
 def test_build_offline_cache_refuses_wrong_folder(tmp_path):
     with pytest.raises(data.DataError, match="no MANIFEST.md"):
         data.build_offline_cache(tmp_path)
+
+
+# Domain-shift data (05_domain_shift): PACS specs, single files with mirrors, digits.
+
+def test_pacs_specs_point_into_the_archive_and_the_shared_copy():
+    full, subset = data.DATASETS["pacs"], data.DATASETS["pacs_subset"]
+    assert full.url.endswith(f"{data.PACS_COMMIT}.zip")
+    assert full.path == f"{data.PACS_COMMIT}_extracted/Homework3-PACS-{data.PACS_COMMIT}/PACS"
+    assert subset.shared_copy == "domains/pacs_subset" and len(subset.folder_sha256) == 64
+
+
+def test_file_specs_are_single_files_with_sha256():
+    for spec in data.FILES.values():
+        assert len(spec.sha256) == 64 and spec.urls
+        assert all(url.endswith(spec.name) for url in spec.urls), "one file, not an archive"
+
+
+def test_fetch_file_tries_the_mirrors_in_order(cache, server, monkeypatch):
+    url, sha = server
+    dead = "http://127.0.0.1:9/tiny.zip"
+    spec = data.FileSpec("tiny.zip", (dead, f"{url}/tiny.zip"), "files", sha)
+    monkeypatch.setitem(data.FILES, "tiny.zip", spec)
+    path = data.fetch_file("tiny.zip")
+    assert path == cache / "datasets" / "files" / "tiny.zip"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    monkeypatch.setitem(data.FILES, "tiny.zip", data.FileSpec("tiny.zip", (dead,), "files", sha))
+    assert data.fetch_file("tiny.zip") == path  # cached and verified: no download
+
+
+def test_fetch_file_offline_or_corrupt_names_the_url_and_the_place(cache, server, monkeypatch):
+    url, _ = server
+    spec = data.FileSpec("tiny.zip", (f"{url}/tiny.zip",), "files", "0" * 64)
+    monkeypatch.setitem(data.FILES, "tiny.zip", spec)
+    with pytest.raises(data.DataError) as err:
+        data.fetch_file("tiny.zip")
+    message = str(err.value)
+    assert f"{url}/tiny.zip" in message
+    assert str(cache / "datasets" / "files" / "tiny.zip") in message and "\n" not in message
+    assert not (cache / "datasets" / "files" / "tiny.zip").exists(), "a corrupt download is removed"
+
+
+def test_offline_cache_copies_single_files(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "domains" / "usps").mkdir(parents=True)
+    (shared / "MANIFEST.md").write_text("test")
+    (shared / "domains" / "usps" / "usps.h5").write_bytes(b"not really h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    root = data.build_offline_cache(shared, tmp_path / "cache")
+    assert (root / "datasets" / "usps" / "usps.h5").read_bytes() == b"not really h5"
+    assert not (root / "datasets" / "mnist_t10k").exists(), "absent files are skipped"
+
+
+def test_digits_load_with_the_documented_shapes():
+    for spec in data.FILES.values():
+        if not (data.cache_root() / "datasets" / spec.folder / spec.name).exists():
+            pytest.skip("digits not in the cache")
+    x, y = data.load_mnist_t10k()
+    assert x.shape == (10000, 28, 28) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    u, v = data.load_usps("test")
+    assert u.shape == (2007, 16, 16) and u.dtype == np.uint8 and set(np.unique(v)) == set(range(10))
+    assert u.max() == 255 and u.mean() < 128, "dark background, bright digits, as in MNIST"

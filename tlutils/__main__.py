@@ -109,6 +109,10 @@ def _fetch(profile_names: list[str]) -> int:
         backbones.load_backbone(p.backbone, p.image_size)
         print(f"{name}: weights for {p.backbone} at {p.image_size} px in "
               f"{data.cache_root() / 'models'}", flush=True)
+    if {"cpu", "gpu"} & set(profile_names):  # 05_domain_shift: full PACS (smoke: offline-cache)
+        print(f"dataset pacs -> {data.fetch('pacs')}", flush=True)
+    for name in data.FILES:  # 05_domain_shift: the MNIST test set and USPS
+        print(f"file {name} -> {data.fetch_file(name)}", flush=True)
     print(f"Done. Copy {data.cache_root()} to the workshop machines and set KERAS_HOME to it.")
     return 0
 

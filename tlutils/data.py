@@ -18,6 +18,12 @@ DECODE_VERSION = 1  # bump when decode_image changes, so old decoded caches are 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+# PACS (Li et al., ICCV 2017) as a GitHub archive pinned to the commit the shared subset
+# was taken from; it unpacks to Homework3-PACS-<commit>/PACS/<domain>/<class>/.
+PACS_COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
+PACS_URL = f"https://github.com/MachineLearning2020/Homework3-PACS/archive/{PACS_COMMIT}.zip"
+
+
 class DataError(RuntimeError):
     """A dataset cannot be fetched or used; the message says what to do."""
 
@@ -56,6 +62,59 @@ DATASETS: dict[str, DatasetSpec] = {
             path="flower_photos_extracted/flower_photos",
             layout="5 class folders (daisy, dandelion, roses, sunflowers, tulips), 3,670 images",
         ),
+        DatasetSpec(
+            name="pacs",
+            url=PACS_URL,
+            path=f"{PACS_COMMIT}_extracted/Homework3-PACS-{PACS_COMMIT}/PACS",
+            layout="4 domain folders (art_painting, cartoon, photo, sketch), each with 7 "
+                   "class folders (dog, elephant, giraffe, guitar, horse, house, person), "
+                   "9,991 images",
+        ),
+        DatasetSpec(
+            name="pacs_subset",
+            url=PACS_URL,
+            path="pacs_subset",
+            layout="the course's PACS subset: 4 domain folders x 7 class folders x 40 images "
+                   "(copy shared/data/domains/pacs_subset there, or run `python -m tlutils "
+                   "offline-cache SHARED_DATA`; MANIFEST.md gives the selection rule)",
+            folder_sha256="da91e315681618116f86f1d52350313fb8a16ba7d77866e9a0e128f161b7d640",
+            shared_copy="domains/pacs_subset",
+        ),
+    ]
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSpec:
+    """A single data file (no archive): its download sources, checksum and cache place."""
+
+    name: str
+    urls: tuple[str, ...]  # tried in order; the first is the one error messages name
+    folder: str  # relative to <cache>/datasets
+    sha256: str
+    shared_copy: str | None = None  # offline copy under shared/data
+
+
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://raw.githubusercontent.com/pmallari/MNIST/"
+                 "cffbed29f2a5bd3b662ffe9cea7c07129fdad5d2/",
+                 "http://yann.lecun.com/exdb/mnist/")
+FILES: dict[str, FileSpec] = {
+    spec.name: spec
+    for spec in [
+        FileSpec("t10k-images-idx3-ubyte.gz",
+                 tuple(m + "t10k-images-idx3-ubyte.gz" for m in MNIST_MIRRORS), "mnist_t10k",
+                 "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                 "domains/mnist_t10k/t10k-images-idx3-ubyte.gz"),
+        FileSpec("t10k-labels-idx1-ubyte.gz",
+                 tuple(m + "t10k-labels-idx1-ubyte.gz" for m in MNIST_MIRRORS), "mnist_t10k",
+                 "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                 "domains/mnist_t10k/t10k-labels-idx1-ubyte.gz"),
+        FileSpec("usps.h5",
+                 ("https://raw.githubusercontent.com/niuers/Learning-From-Data-A-Short-Course/"
+                  "35684e893b63bf4039bafcc6d34fe935851baf9a/data/usps.h5",), "usps",
+                 "734f88c541104a956d88be2c95d03b4a463ffd74ccc2ba9c80841fb98e3fcb36",
+                 "domains/usps/usps.h5"),
     ]
 }
 
@@ -269,6 +328,58 @@ def per_class_subset(y: np.ndarray, k: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def fetch_file(name: str) -> Path:
+    """Return a single data file from the cache, downloading it (checksum verified) if needed.
+
+    Offline, with the file missing, the error names the URL and where to put the file.
+    Digit files are used in 05_domain_shift.
+    """
+    import keras
+
+    spec = FILES[name]
+    target = cache_root() / "datasets" / spec.folder / spec.name
+    errors = []
+    for url in spec.urls:
+        try:
+            return Path(keras.utils.get_file(fname=spec.name, origin=url, file_hash=spec.sha256,
+                                             cache_dir=str(cache_root()),
+                                             cache_subdir=f"datasets/{spec.folder}"))
+        except Exception as err:  # network failure, HTTP error or checksum mismatch
+            errors.append(f"{url}: {err}")
+    target.unlink(missing_ok=True)  # a download that failed its checksum
+    raise DataError(
+        f"Could not download {name} ({'; '.join(errors)}). Download {spec.urls[0]} yourself "
+        f"and put it at {target} (sha256 {spec.sha256})."
+    )
+
+
+def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
+
+    05_domain_shift uses it as the source domain (the full training set is not shipped).
+    """
+    import gzip
+
+    with gzip.open(fetch_file("t10k-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(fetch_file("t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    return x, y
+
+
+def load_usps(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """USPS digits (split "train": 7,291, "test": 2,007) as 16 x 16 uint8, with labels.
+
+    The target domain of the digits part of 05_domain_shift.
+    """
+    import h5py
+
+    with h5py.File(fetch_file("usps.h5"), "r") as f:
+        x = np.asarray(f[split]["data"]).reshape(-1, 16, 16)
+        y = np.asarray(f[split]["target"]).astype(np.int64)
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), y
+
+
 def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None) -> Path:
     """Copy the offline assets of shared/data into a writable Keras cache.
 
@@ -287,6 +398,9 @@ def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None
     for spec in DATASETS.values():
         if spec.shared_copy and (shared / spec.shared_copy).exists():
             _copy_atomic(shared / spec.shared_copy, root / "datasets" / spec.path)
+    for f in FILES.values():
+        if f.shared_copy and (shared / f.shared_copy).exists():
+            _copy_atomic(shared / f.shared_copy, root / "datasets" / f.folder / f.name)
     return root
 
 
