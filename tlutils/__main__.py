@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "test":
         os.chdir(ROOT)
-        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "tests", "notebooks",
-               *extra]
+        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--durations=12", "tests",
+               "notebooks", *extra]
         return subprocess.call(cmd)
 
     from tlutils import data, profiles, report
