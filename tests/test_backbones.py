@@ -89,3 +89,21 @@ def test_snapshot_restore_gives_the_same_run():
     m.fit(x, y, epochs=3, verbose=0, shuffle=False)
     assert all(np.allclose(a, b) for a, b in zip(first, m.get_weights(), strict=True))
     assert training.accuracy(m, x, y) >= 0.0
+
+
+def _moving_mean_moves(model) -> bool:
+    bn = backbones.backbone_of(model).get_layer("conv1_bn")
+    before = keras.ops.convert_to_numpy(bn.moving_mean).copy()
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 255, (8, 96, 96, 3)).astype("float32")
+    model.fit(x, np.zeros(8, int), epochs=1, batch_size=8, verbose=0)
+    return not np.allclose(before, keras.ops.convert_to_numpy(bn.moving_mean))
+
+
+def test_bn_inference_keeps_statistics_while_the_backbone_trains():
+    kept = backbones.build_classifier("mobilenet_025", 2, 96, weights=None, trainable=True)
+    assert not _moving_mean_moves(kept)
+    assert backbones.count_trainable(kept) > 200_000  # the convolutions still train
+    updating = backbones.build_classifier("mobilenet_025", 2, 96, weights=None, trainable=True,
+                                          bn_inference=False)
+    assert _moving_mean_moves(updating)

@@ -98,11 +98,17 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, *,
                      bn_inference: bool = True, trainable: bool = False) -> keras.Model:
     """Images (0..255) -> preprocessing -> backbone -> average pool -> dropout -> softmax.
 
-    bn_inference=True calls the backbone with training=False, so BatchNorm uses its
-    ImageNet statistics even while its weights train (see 02_partial_fine_tuning).
+    bn_inference=True keeps the backbone's BatchNorm layers frozen, so they use their
+    ImageNet statistics even while other weights train: a frozen BatchNormalization always
+    runs in inference mode in Keras 3. The training=False call alone is not enough: in
+    Keras 3.15 fit's training=True overrides it (see 02_partial_fine_tuning).
     """
     base = load_backbone(backbone, image_size, weights)
     base.trainable = trainable
+    if bn_inference:
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = preprocess_layer(backbone)(inputs)
     x = base(x, training=False if bn_inference else None)

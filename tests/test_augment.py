@@ -1,0 +1,73 @@
+"""Unit tests for tlutils.augment (fast, offline: small random images, no weights)."""
+
+import keras
+import numpy as np
+import pytest
+
+from tlutils import augment
+
+
+def _images(n=8, size=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3)).astype("float32")
+
+
+def _probe_model(size=32, classes=3):
+    """A deterministic model: per-channel means -> softmax over 3 classes."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(classes, activation="softmax", kernel_initializer="ones")(x / 255)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("strength", sorted(augment.STRENGTHS))
+def test_augmenter_is_identity_at_inference_and_random_in_training(strength):
+    x = _images()
+    aug = augment.augmenter(strength, seed=1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(aug(x, training=False)), x)
+    a = keras.ops.convert_to_numpy(aug(x, training=True))
+    b = keras.ops.convert_to_numpy(aug(x, training=True))
+    assert a.shape == x.shape
+    assert a.min() >= 0 and a.max() <= 255
+    assert not np.allclose(a, x) and not np.allclose(a, b)
+
+
+def test_always_on_augments_inside_predict():
+    x = _images()
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    plain = keras.Sequential([keras.Input(x.shape[1:]), flip])
+    forced = keras.Sequential([keras.Input(x.shape[1:]), augment.AlwaysOn(flip)])
+    np.testing.assert_allclose(plain.predict(x, verbose=0), x)
+    out = forced.predict(x, verbose=0)
+    flipped = x[:, :, ::-1]
+    per_image = [np.allclose(o, xi) or np.allclose(o, fi)
+                 for o, xi, fi in zip(out, x, flipped, strict=True)]
+    assert all(per_image) and not np.allclose(out, x)
+
+
+def test_view_predictions_and_tta_shapes_and_average():
+    x = _images(n=5)
+    model = _probe_model()
+    contrast = keras.layers.RandomContrast(0.5, seed=0)
+    views = augment.view_predictions(model, x, contrast, n_views=3, batch_size=4)
+    assert views.shape == (3, 5, 3)
+    np.testing.assert_allclose(views.sum(axis=-1), 1, atol=1e-5)
+    clean = model.predict(x, verbose=0)
+    np.testing.assert_allclose(augment.tta_predict(model, x, contrast, n_views=0), clean)
+    # Flips do not change channel means, so every view predicts what the clean image does.
+    flip = keras.layers.RandomFlip("horizontal_and_vertical", seed=0)
+    np.testing.assert_allclose(augment.tta_predict(model, x, flip, n_views=3), clean, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [keras.layers.MixUp(alpha=0.4, seed=0),
+                                   keras.layers.CutMix(seed=0)])
+def test_mix_batches_mixes_images_and_labels_within_batches(layer):
+    x = _images(n=12)
+    y = np.eye(3, dtype="float32")[np.arange(12) % 3]
+    xm, ym = augment.mix_batches(layer, x, y, batch_size=4)
+    assert xm.shape == x.shape and xm.dtype == np.float32 and ym.shape == y.shape
+    np.testing.assert_allclose(ym.sum(axis=1), 1, atol=1e-5)
+    assert not np.allclose(xm, x), "at least some images should be mixed"
+    assert (ym.max(axis=1) < 1 - 1e-6).any(), "at least some labels should be soft"
+    # Batch of 4 from rows 0..3 (classes 0,1,2,0): mixing never brings in another batch's pixels.
+    lo, hi = x[:4].min(axis=0), x[:4].max(axis=0)
+    assert np.all(xm[:4] >= lo - 1e-3) and np.all(xm[:4] <= hi + 1e-3)
