@@ -1,6 +1,7 @@
 """tlutils.report and tlutils.run: metrics files, the report, parameter injection, the runner."""
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -50,6 +51,7 @@ def test_execute_injects_parameters_and_profile(tmp_path, monkeypatch):
     assert "ran 5" in executed.cells[2].outputs[0]["text"]
     out, error = run.execute(nb, "cpu", {"X": 2})
     assert error is not None and "AssertionError" in error
+    assert os.environ.get("TLU_PROFILE") != "cpu", "the profile must not leak into this process"
 
 
 def test_inject_needs_a_parameters_cell():

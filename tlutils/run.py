@@ -55,14 +55,13 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     nb = nbformat.read(notebook, as_version=4)
     if params:
         inject_parameters(nb, params)
-    os.environ["TLU_PROFILE"] = profile
     out = build_dir(profile) / "notebooks" / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     error = None
     try:
-        client.execute()
+        client.execute(env={**os.environ, "TLU_PROFILE": profile})  # the kernel's only
     except CellExecutionError as err:
         error = str(err).strip().splitlines()[-1]
     finally:
