@@ -3,6 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from tlutils import backbones, data, features, training
 
@@ -107,3 +110,17 @@ def test_bn_inference_keeps_statistics_while_the_backbone_trains():
     updating = backbones.build_classifier("mobilenet_025", 2, 96, weights=None, trainable=True,
                                           bn_inference=False)
     assert _moving_mean_moves(updating)
+
+
+@pytest.mark.parametrize("n_classes, scaled", [(2, False), (3, True), (2, True)])
+def test_copy_logistic_head_reproduces_probabilities(n_classes, scaled):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (60, 5)).astype("float32")
+    y = np.arange(60) % n_classes
+    x[:, 0] += y * 2.0
+    clf = LogisticRegression(max_iter=500)
+    clf = make_pipeline(StandardScaler(), clf).fit(x, y) if scaled else clf.fit(x, y)
+    head = backbones.build_head(5, n_classes).get_layer("head")
+    backbones.copy_logistic_head(head, clf)
+    probs = keras.ops.convert_to_numpy(head(x))
+    assert np.abs(probs - clf.predict_proba(x)).max() < 1e-4

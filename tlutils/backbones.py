@@ -10,6 +10,7 @@ import dataclasses
 import re
 
 import keras
+import numpy as np
 
 from tlutils.data import DataError, cache_root
 
@@ -125,6 +126,24 @@ def build_head(n_features: int, n_classes: int, dropout: float = 0.2) -> keras.M
     x = keras.layers.Dropout(dropout, name="dropout")(inputs)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="head_only")
+
+
+def copy_logistic_head(dense: keras.layers.Dense, classifier) -> None:
+    """Load a fitted scikit-learn LogisticRegression, or a StandardScaler -> LogisticRegression
+    pipeline, into a Dense softmax layer, which then gives the same probabilities.
+
+    Explained in 06_your_own_data; also used in 05_domain_shift.
+    """
+    steps = getattr(classifier, "steps", None)
+    logreg = classifier[-1] if steps else classifier
+    kernel, bias = logreg.coef_.T.astype(np.float64), logreg.intercept_.astype(np.float64)
+    if kernel.shape[1] == 1:  # two classes: one score z for class 1; softmax over (0, z)
+        kernel, bias = np.hstack([np.zeros_like(kernel), kernel]), np.array([0.0, bias[0]])
+    if steps and len(steps) > 1:  # a standardiser in front folds into the same linear map
+        scaler = classifier[0]
+        bias = bias - (scaler.mean_ / scaler.scale_) @ kernel
+        kernel = kernel / scaler.scale_[:, None]
+    dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
 
 
 def list_blocks(base: keras.Model, backbone: str) -> list[tuple[str, list[keras.Layer]]]:
