@@ -71,3 +71,13 @@ def test_mix_batches_mixes_images_and_labels_within_batches(layer):
     # Batch of 4 from rows 0..3 (classes 0,1,2,0): mixing never brings in another batch's pixels.
     lo, hi = x[:4].min(axis=0), x[:4].max(axis=0)
     assert np.all(xm[:4] >= lo - 1e-3) and np.all(xm[:4] <= hi + 1e-3)
+
+
+def test_augmenter_layers_get_distinct_seeds():
+    # Why it matters: two augmentation layers built with the same seed draw the same numbers.
+    x = _images()
+    twins = [keras.layers.RandomRotation(0.2, seed=3) for _ in range(2)]
+    np.testing.assert_allclose(*[keras.ops.convert_to_numpy(t(x, training=True)) for t in twins])
+    seeds = [layer.seed for layer in augment.augmenter("medium", seed=3).layers]
+    assert len(set(seeds)) == len(seeds)
+    assert all(layer.seed is None for layer in augment.augmenter("medium").layers)

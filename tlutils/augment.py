@@ -21,14 +21,17 @@ def augmenter(strength: str = "medium", seed: int | None = None) -> keras.Sequen
     """Random flip, rotation, zoom, translation and contrast for images in 0..255.
 
     Active only when called with training=True (inside fit); identity at inference.
+    Each layer gets its own seed (seed, seed + 1, ...): layers given the same seed draw
+    the same random numbers, so their transformations would move in lockstep.
     """
     rotation, zoom, shift, contrast = STRENGTHS[strength]
+    seeds = [None] * 5 if seed is None else [seed + i for i in range(5)]
     return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed),
-        keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed),
-        keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seeds[0]),
+        keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seeds[1]),
+        keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seeds[2]),
+        keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seeds[3]),
+        keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seeds[4]),
     ], name=f"augment_{strength}")
 
 
