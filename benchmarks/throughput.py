@@ -20,6 +20,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from tlutils import augment, backbones, data, profiles, report  # noqa: E402
 
@@ -28,13 +29,34 @@ CASES = {
     "scratch": "01 (baseline from scratch)",
     "frozen_in_loop": "01 (frozen backbone in the loop)",
     "augment_frozen": "04 (augmentation, frozen backbone)",
+    "digits_augment_ft": "04 (low-data curve: digits, augmentation, all blocks fine-tuned)",
     "partial_top2": "02, 06 (top 2 blocks unfrozen)",
     "full_fine_tune": "03, 05 (all blocks unfrozen)",
 }
 
 
+DIGIT_SIZE = 48  # 04_data_augmentation's digits
+
+
+def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n MNIST test digits as notebook 04 feeds them: DIGIT_SIZE px, 3 channels, uint8."""
+    x, y = data.load_mnist_t10k()
+    big = keras.ops.image.resize(x[:n, ..., None].astype("float32"), (DIGIT_SIZE, DIGIT_SIZE))
+    big = np.clip(np.round(keras.ops.convert_to_numpy(big)), 0, 255).astype("uint8")
+    return np.repeat(big, 3, axis=-1), y[:n]
+
+
 def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:
     weights = None if case == "scratch" else "imagenet"
+    if case == "digits_augment_ft":
+        L = keras.layers
+        return _compiled(keras.Sequential([
+            keras.Input((DIGIT_SIZE, DIGIT_SIZE, 3)),
+            L.RandomRotation(0.03, fill_mode="constant", seed=0),
+            L.RandomZoom(0.1, fill_mode="constant", seed=1),
+            L.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=2),
+            backbones.build_classifier(p.backbone, 10, DIGIT_SIZE, trainable=True),
+        ]))
     model = backbones.build_classifier(p.backbone, n_classes, p.image_size, weights=weights,
                                        trainable=case == "scratch", bn_inference=case != "scratch")
     if case == "augment_frozen":
@@ -44,6 +66,10 @@ def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:
         backbones.unfreeze_top(model, p.backbone, 2)
     elif case == "full_fine_tune":
         backbones.unfreeze_top(model, p.backbone, 10_000)
+    return _compiled(model)
+
+
+def _compiled(model: keras.Model) -> keras.Model:
     model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
     return model
 
@@ -67,12 +93,13 @@ def main() -> None:
     train, _ = data.load_train_val(p.dataset, p.image_size)
     n = len(train) - len(train) % p.batch_size  # whole batches only: one traced shape
     x_real, y = train.x[:n], train.y[:n]
-    x_syn = keras.random.uniform((n, p.image_size, p.image_size, 3), 0, 255, seed=0)
-    y_syn = keras.ops.convert_to_tensor(y)
     rows = []
     for case in args.cases:
         model = build(case, p, len(train.class_names))
-        real = images_per_s(model, x_real, y, p.batch_size, args.epochs)
+        xr, yr = digits(n) if case == "digits_augment_ft" else (x_real, y)
+        x_syn = keras.random.uniform(xr.shape, 0, 255, seed=0)
+        real = images_per_s(model, xr, yr, p.batch_size, args.epochs)
+        y_syn = keras.ops.convert_to_tensor(yr)
         synthetic = images_per_s(model, x_syn, y_syn, p.batch_size, args.epochs)
         rows.append({"case": case, "notebooks": CASES[case], "real_img_s": round(real, 1),
                      "synthetic_img_s": round(synthetic, 1), "ratio": round(real / synthetic, 2)})
