@@ -41,9 +41,7 @@ DIGIT_SIZE = 48  # 04_data_augmentation's digits
 def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n MNIST test digits as notebook 04 feeds them: DIGIT_SIZE px, 3 channels, uint8."""
     x, y = data.load_mnist_t10k()
-    big = keras.ops.image.resize(x[:n, ..., None].astype("float32"), (DIGIT_SIZE, DIGIT_SIZE))
-    big = np.clip(np.round(keras.ops.convert_to_numpy(big)), 0, 255).astype("uint8")
-    return np.repeat(big, 3, axis=-1), y[:n]
+    return data.resize_digits(x[:n], DIGIT_SIZE, channels=3), y[:n]
 
 
 def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:

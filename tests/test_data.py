@@ -230,3 +230,14 @@ def test_digits_load_with_the_documented_shapes():
     u, v = data.load_usps("test")
     assert u.shape == (2007, 16, 16) and u.dtype == np.uint8 and set(np.unique(v)) == set(range(10))
     assert u.max() == 255 and u.mean() < 128, "dark background, bright digits, as in MNIST"
+
+
+def test_resize_digits_keeps_uint8_range_and_repeats_channels():
+    x = np.zeros((3, 16, 16), np.uint8)
+    x[:, 4:12, 7:9] = 255  # a white stroke on black
+    one = data.resize_digits(x, 28)
+    three = data.resize_digits(x, 48, channels=3)
+    assert one.shape == (3, 28, 28, 1) and one.dtype == np.uint8
+    assert three.shape == (3, 48, 48, 3) and three.dtype == np.uint8
+    assert one.max() == 255 and one.min() == 0
+    np.testing.assert_array_equal(three[..., 0], three[..., 2])

@@ -332,7 +332,7 @@ def fetch_file(name: str) -> Path:
     """Return a single data file from the cache, downloading it (checksum verified) if needed.
 
     Offline, with the file missing, the error names the URL and where to put the file.
-    Digit files are used in 05_domain_shift.
+    Digit files are used in 04_data_augmentation and 05_domain_shift.
     """
     import keras
 
@@ -356,7 +356,8 @@ def fetch_file(name: str) -> Path:
 def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
 
-    05_domain_shift uses it as the source domain (the full training set is not shipped).
+    04_data_augmentation fine-tunes on it; 05_domain_shift uses it as the source domain
+    (the full training set is not shipped).
     """
     import gzip
 
@@ -378,6 +379,19 @@ def load_usps(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(f[split]["data"]).reshape(-1, 16, 16)
         y = np.asarray(f[split]["target"]).astype(np.int64)
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), y
+
+
+def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
+    """Grey digits (n, h, w) uint8 -> (n, size, size, channels) uint8, bilinear, still 0..255.
+
+    channels=3 repeats the grey level for an ImageNet backbone (04_data_augmentation);
+    05_domain_shift brings 16-pixel USPS digits to MNIST's 28 pixels.
+    """
+    import keras
+
+    big = keras.ops.image.resize(x[..., None].astype("float32"), (size, size))
+    big = np.clip(np.round(keras.ops.convert_to_numpy(big)), 0, 255).astype("uint8")
+    return np.repeat(big, channels, axis=-1) if channels > 1 else big
 
 
 def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None) -> Path:
