@@ -8,11 +8,16 @@ The ratio real/synthetic tells how much the input path costs (target on a GPU: >
 
     python benchmarks/throughput.py --profile smoke
     KERAS_BACKEND=jax python benchmarks/throughput.py --profile gpu --epochs 3
+
+On a GPU a small dataset is only a few steps an epoch; --images repeats the training images
+to that many, so the timed epochs are long enough to measure. --dataset and --backbone
+replace the profile's (e.g. the gpu profile's settings on the smoke profile's offline assets).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -84,13 +89,22 @@ def main() -> None:
     parser.add_argument("--profile", default=None)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--dataset", help="instead of the profile's (a name in data.DATASETS)")
+    parser.add_argument("--backbone", help="instead of the profile's")
+    parser.add_argument("--batch-size", type=int, help="instead of the profile's")
+    parser.add_argument("--images", type=int, default=0,
+                        help="repeat the training images to this many (default: the set once)")
     args = parser.parse_args()
     name = profiles.current(args.profile)
-    p = profiles.PROFILES[name]
+    p = dataclasses.replace(profiles.PROFILES[name], **{
+        k: v for k, v in [("dataset", args.dataset), ("backbone", args.backbone),
+                          ("batch_size", args.batch_size)] if v})
     policy = profiles.configure(name)
     train, _ = data.load_train_val(p.dataset, p.image_size)
-    n = len(train) - len(train) % p.batch_size  # whole batches only: one traced shape
-    x_real, y = train.x[:n], train.y[:n]
+    reps = -(-args.images // len(train)) if args.images else 1
+    n = len(train) * reps
+    n -= n % p.batch_size  # whole batches only: one traced shape
+    x_real, y = np.tile(train.x, (reps, 1, 1, 1))[:n], np.tile(train.y, reps)[:n]
     rows = []
     for case in args.cases:
         model = build(case, p, len(train.class_names))
@@ -105,7 +119,8 @@ def main() -> None:
               f"ratio {real / synthetic:.2f}", flush=True)
     result = {"profile": name, "backend": keras.backend.backend(), "device": profiles.device(),
               "policy": policy, "batch_size": p.batch_size, "image_size": p.image_size,
-              "backbone": p.backbone, "images": n, "epochs": args.epochs, "cases": rows}
+              "backbone": p.backbone, "dataset": p.dataset, "images": n, "epochs": args.epochs,
+              "cases": rows}
     out = report.build_dir(name) / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -76,6 +76,11 @@ def test_extract_features_is_cached(tmp_path, monkeypatch):
     np.save(path, np.ones((5, 256), np.float32))  # a cache hit reads the file, no model
     assert features.extract_features(d, "mobilenet_025", 224).sum() == 5 * 256
     assert features.features_path(d.take([0, 1]), "mobilenet_025", 224) != path
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:  # embeddings computed in bfloat16 are cached apart from float32 ones
+        assert features.features_path(d, "mobilenet_025", 224) != path
+    finally:
+        keras.config.set_dtype_policy("float32")
     path.unlink()
 
 
@@ -124,3 +129,20 @@ def test_copy_logistic_head_reproduces_probabilities(n_classes, scaled):
     backbones.copy_logistic_head(head, clf)
     probs = keras.ops.convert_to_numpy(head(x))
     assert np.abs(probs - clf.predict_proba(x)).max() < 1e-4
+
+
+def test_embeddings_and_probabilities_stay_float32_under_mixed_precision():
+    """The gpu profile computes in bfloat16; what reaches NumPy and scikit-learn must not."""
+    x = np.random.default_rng(0).integers(0, 255, (4, 96, 96, 3), dtype=np.uint8)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        extractor = features.feature_extractor("mobilenet_025", 96, weights=None)
+        clf = backbones.build_classifier("mobilenet_025", 3, 96, weights=None)
+        pool = keras.Model(clf.inputs, clf.get_layer("pool").output)  # as 05 and 06 read it
+        assert clf.get_layer("backbone").compute_dtype == "bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    for model in (extractor, clf, pool):
+        out = model.predict(x, verbose=0)
+        assert out.dtype == np.float32, (model.name, out.dtype)
+    LogisticRegression().fit(extractor.predict(x, verbose=0), [0, 1, 0, 1])  # bfloat16 would fail

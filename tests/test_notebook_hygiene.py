@@ -40,6 +40,8 @@ def test_notebook_is_clean_and_complete(path):
     check = [c for c in code if re.search(r"^assert ", c.source, re.M)]
     assert check, "a Check cell with an assert"
     assert any("report.record(" in c.source for c in code), "metrics recorded for the report"
+    # each notebook runs in its own kernel, so each applies its profile's precision (gpu: mixed)
+    assert any("profiles.configure(PROFILE)" in c.source for c in code), "no profiles.configure"
 
 
 def test_environment_yml_installs_the_pinned_project():

@@ -113,9 +113,10 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, *,
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = preprocess_layer(backbone)(inputs)
     x = base(x, training=False if bn_inference else None)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    # float32 from the pooling on: under mixed precision (gpu profile) the embeddings that
+    # extractors read from "pool" stay NumPy/scikit-learn friendly, and the softmax stable
+    x = keras.layers.GlobalAveragePooling2D(name="pool", dtype="float32")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    # float32 softmax: stable probabilities and losses under mixed precision
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="head", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 

@@ -22,20 +22,26 @@ def feature_extractor(backbone: str, image_size: int, weights: str | None = "ima
     base.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = base(preprocess_layer(backbone)(inputs), training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    # float32 embeddings even under mixed precision (gpu profile): scikit-learn needs them
+    x = keras.layers.GlobalAveragePooling2D(name="pool", dtype="float32")(x)
     return keras.Model(inputs, x, name=f"{backbone}_features")
 
 
 def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
-    return cache_root() / "tlutils" / "features" / f"{backbone}-{image_size}-{data.key}.npy"
+    """Where extract_features caches these embeddings; the precision is part of the name."""
+    import keras
+
+    policy = keras.config.dtype_policy().name  # bfloat16 embeddings differ from float32 ones
+    tag = "" if policy == "float32" else f"-{policy}"
+    return cache_root() / "tlutils" / "features" / f"{backbone}-{image_size}{tag}-{data.key}.npy"
 
 
 def extract_features(data: ImageData, backbone: str, image_size: int,
                      batch_size: int = 64, extractor=None) -> np.ndarray:
     """Embeddings of data.x (n x d float32), read from the cache when computed before.
 
-    The cache key is (backbone, image size, the images' content key), so a different
-    subset, size or backbone never reuses stale features.
+    The cache key is (backbone, image size, precision, the images' content key), so a
+    different subset, size, backbone or dtype policy never reuses stale features.
     """
     path = features_path(data, backbone, image_size)
     if path.exists():
