@@ -101,9 +101,9 @@ def main() -> None:
                           ("batch_size", args.batch_size)] if v})
     policy = profiles.configure(name)
     train, _ = data.load_train_val(p.dataset, p.image_size)
-    reps = -(-args.images // len(train)) if args.images else 1
-    n = len(train) * reps
+    n = args.images or len(train)
     n -= n % p.batch_size  # whole batches only: one traced shape
+    reps = -(-n // len(train))  # repetitions of the training set needed for n images
     x_real, y = np.tile(train.x, (reps, 1, 1, 1))[:n], np.tile(train.y, reps)[:n]
     rows = []
     for case in args.cases:
