@@ -23,6 +23,16 @@ def test_record_and_aggregate(tmp_path, monkeypatch):
     assert json.loads(js.read_text())[0]["metrics"]["n"] == 3
 
 
+def test_report_without_metrics_says_which_profile_has_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="tlutils run --profile cpu"):
+        report.aggregate("cpu")
+    report.record("01_x", "smoke", {"acc": 0.9}, wall_s=1.0)
+    with pytest.raises(FileNotFoundError, match="metrics exist for smoke: pass --profile smoke"):
+        report.aggregate("cpu")
+    assert not (tmp_path / "cpu").exists(), "a failed report must not create folders"
+
+
 def test_parse_params():
     assert run.parse_params(["EPOCHS=3", "DATA_DIR=/x/y", "SHOTS=[1, 2]", "LR=1e-3"]) == {
         "EPOCHS": 3, "DATA_DIR": "/x/y", "SHOTS": [1, 2], "LR": 0.001}

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             print(report.aggregate(profiles.current(args.profile))[0].read_text())
             return 0
-    except data.DataError as err:
+    except (data.DataError, FileNotFoundError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
     return 0

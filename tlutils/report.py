@@ -75,9 +75,18 @@ def _fmt(value) -> str:
 
 
 def aggregate(profile: str) -> tuple[Path, Path]:
-    """Collect build/<profile>/metrics/*.json into report.md and report.json."""
+    """Collect build/<profile>/metrics/*.json into report.md and report.json.
+
+    Raises FileNotFoundError, naming the profiles that do have metrics, when none are recorded.
+    """
     out = build_dir(profile)
     runs = [json.loads(p.read_text()) for p in sorted((out / "metrics").glob("*.json"))]
+    if not runs:
+        others = sorted({p.parent.parent.name for p in out.parent.glob("*/metrics/*.json")})
+        hint = (f"; metrics exist for {', '.join(others)}: pass --profile {others[0]}" if others
+                else f": run `python3 -m tlutils run --profile {profile}` first")
+        raise FileNotFoundError(
+            f"No metrics recorded for profile {profile!r} in {out / 'metrics'}{hint}.")
     (out / "report.json").write_text(json.dumps(runs, indent=1) + "\n")
     lines = [f"# Run report: profile `{profile}`", ""]
     lines += _markdown_table([
