@@ -52,12 +52,9 @@ def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
 def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:
     weights = None if case == "scratch" else "imagenet"
     if case == "digits_augment_ft":
-        L = keras.layers
         return _compiled(keras.Sequential([
             keras.Input((DIGIT_SIZE, DIGIT_SIZE, 3)),
-            L.RandomRotation(0.03, fill_mode="constant", seed=0),
-            L.RandomZoom(0.1, fill_mode="constant", seed=1),
-            L.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=2),
+            augment.RandomAffine(0.03, 0.1, 0.1, fill_mode="constant", seed=0),
             backbones.build_classifier(p.backbone, 10, DIGIT_SIZE, trainable=True),
         ]))
     model = backbones.build_classifier(p.backbone, n_classes, p.image_size, weights=weights,

@@ -81,3 +81,57 @@ def test_augmenter_layers_get_distinct_seeds():
     seeds = [layer.seed for layer in augment.augmenter("medium", seed=3).layers]
     assert len(set(seeds)) == len(seeds)
     assert all(layer.seed is None for layer in augment.augmenter("medium").layers)
+
+
+def _blob(n=16, size=33):
+    """n copies of a centred Gaussian spot on black, in 0..255."""
+    r = np.arange(size) - size // 2
+    spot = 255 * np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 3.0**2))
+    return np.repeat(spot[None, :, :, None], 3, axis=-1).repeat(n, axis=0).astype("float32")
+
+
+def _centroids(x):
+    m = x[..., 0]
+    ys, xs = np.mgrid[:m.shape[1], :m.shape[2]]
+    total = m.sum(axis=(1, 2))
+    return np.stack([(m * ys).sum(axis=(1, 2)) / total, (m * xs).sum(axis=(1, 2)) / total], 1)
+
+
+def test_random_affine_identity_unless_training_and_with_zero_ranges():
+    x = _images()
+    layer = augment.RandomAffine(0.1, 0.2, 0.1, seed=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    still = augment.RandomAffine(0.0, 0.0, 0.0, seed=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(still(x, training=True)), x, atol=1e-3)
+
+
+def test_random_affine_rotates_and_zooms_about_the_centre_and_shifts_within_range():
+    x, centre = _blob(), 16.0
+    turned = keras.ops.convert_to_numpy(augment.RandomAffine(rotation=0.5, fill_mode="constant",
+                                                             seed=0)(x, training=True))
+    np.testing.assert_allclose(_centroids(turned), centre, atol=0.05)  # a round spot stays put
+    np.testing.assert_allclose(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)), rtol=0.02)
+    zoomed = keras.ops.convert_to_numpy(augment.RandomAffine(zoom=0.3, fill_mode="constant",
+                                                             seed=0)(x, training=True))
+    np.testing.assert_allclose(_centroids(zoomed), centre, atol=0.05)
+    sizes = zoomed.sum(axis=(1, 2, 3))
+    assert np.ptp(sizes) > 0.2 * x[0].sum(), "zoom should change the spot's size"
+    moved = _centroids(keras.ops.convert_to_numpy(
+        augment.RandomAffine(shift=0.2, fill_mode="constant", seed=0)(x, training=True)))
+    offsets = moved - centre
+    assert np.all(np.abs(offsets) <= 0.2 * 33 + 0.05) and np.abs(offsets).max() > 1.0
+
+
+def test_random_affine_trains_inside_fit_and_survives_saving(tmp_path):
+    x, y = _images(n=16, size=16), np.arange(16) % 3
+    model = keras.Sequential([keras.Input((16, 16, 3)),
+                              augment.RandomAffine(0.05, 0.1, 0.1, seed=0),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.layers[0].get_config()["zoom"] == 0.1
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
