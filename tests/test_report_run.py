@@ -80,3 +80,12 @@ def test_precision_policy_per_gpu_generation():
     assert profiles.precision_policy(gpu, None) == "float32"  # no GPU
     assert profiles.precision_policy(smoke, (9, 0)) == "float32"
     assert profiles.configure("smoke") == "float32"
+
+
+def test_run_all_with_nothing_recorded_reports_the_failure_without_a_traceback(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    nb = _notebook(tmp_path / "t.ipynb", "raise ValueError('broken on purpose')")
+    assert run.run_all([nb], "cpu", {}) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "broken on purpose" in out and "No report: No metrics recorded" in out

@@ -85,9 +85,11 @@ def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
             recorded = metrics_file.exists()
             line = headline(json.loads(metrics_file.read_text())["metrics"]) if recorded else ""
             print(f"ok   {nb.stem:28s} {wall:7.1f} s  {line}", flush=True)
-    if not list((build_dir(profile) / "metrics").glob("*.json")):
-        return failures  # nothing recorded: no report to write
-    md, _ = aggregate(profile)
+    try:
+        md, _ = aggregate(profile)
+    except FileNotFoundError as err:  # no notebook recorded metrics: no report to write
+        print(f"\nNo report: {err}", flush=True)
+        return failures
     print(f"\nReport: {md}\n")
     print(md.read_text())
     return failures
