@@ -381,6 +381,18 @@ def load_usps(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), y
 
 
+def load_digit_task(size: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """MNIST test digits as a colour-image task far from ImageNet: (x_pool, y_pool, x_val,
+    y_val), each digit resized to `size` px in 3 channels, `n_val` of them held out.
+
+    Explained in 03_full_fine_tuning; 04_data_augmentation uses it too.
+    """
+    x, y = load_mnist_t10k()
+    pool, val = stratified_split(y, n_val / len(y), seed)
+    return (resize_digits(x[pool], size, channels=3), y[pool],
+            resize_digits(x[val], size, channels=3), y[val])
+
+
 def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     """Grey digits (n, h, w) uint8 -> (n, size, size, channels) uint8, bilinear, still 0..255.
 

@@ -138,10 +138,11 @@ def entropy(y_true, y_pred):
 
 
 def prepare_tent(model: keras.Model, learning_rate: float = 1e-3) -> None:
-    """Make BatchNorm's scale and shift the only trainable weights and compile for TENT.
+    """Make BatchNorm's scale and shift the only trainable weights and compile for TENT
+    (Wang et al., ICLR 2021): then `fit` on unlabelled images minimises the entropy.
 
     Dropout is switched off for good. Compile once; reuse the model through
-    training.snapshot/restore.
+    training.snapshot/restore. Explained in 05_domain_shift.
     """
     def walk(container):
         container.trainable = True  # nested models must be trainable for their layers to be
@@ -155,17 +156,6 @@ def prepare_tent(model: keras.Model, learning_rate: float = 1e-3) -> None:
 
     walk(model)
     model.compile(keras.optimizers.Adam(learning_rate), loss=entropy)
-
-
-def tent(model: keras.Model, x: np.ndarray, epochs: int = 1, batch_size: int = 64) -> None:
-    """TENT (Wang et al., ICLR 2021) on unlabelled x, for a model set up by prepare_tent.
-
-    Minimises the prediction entropy; BatchNorm normalises with the statistics of each
-    batch of x and only its scale and shift change. Call adabn(model, x) first, so that
-    the moving statistics used at prediction time are those of x too.
-    """
-    dummy = np.zeros(len(x), np.float32)
-    model.fit(x, dummy, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
 
 
 class GradientReversal(keras.layers.Layer):

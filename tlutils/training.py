@@ -1,6 +1,7 @@
 """Small training helpers shared by the notebooks.
 
-Snapshots are explained in 01_feature_extraction (the data-efficiency curve).
+Snapshots are explained in 01_feature_extraction (the data-efficiency curve); a fixed
+budget of steps, `stream`, in 03_full_fine_tuning.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ def restore(model: keras.Model, state: list[np.ndarray]) -> None:
 
 
 def accuracy(model: keras.Model, x, y, batch_size: int = 64) -> float:
-    """Fraction of x that the model classifies as y."""
-    pred = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=1)
-    return float(np.mean(pred == np.asarray(y)))
+    """Fraction of x that the model classifies as y.
+
+    Calls the model batch by batch in inference mode rather than through predict():
+    after every compile(), predict() traces a new function, and notebooks that score
+    many runs would pay for it (and TensorFlow would warn about retracing).
+    """
+    y = np.asarray(y)
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        batch = keras.ops.convert_to_tensor(np.asarray(x[i:i + batch_size]), dtype="float32")
+        probs = keras.ops.convert_to_numpy(model(batch, training=False))
+        correct += int(np.sum(probs.argmax(axis=1) == y[i:i + batch_size]))
+    return correct / len(y)
+
+
+def stream(idx, seed: int, steps: int, batch: int) -> np.ndarray:
+    """steps * batch indices into a training set: shuffled passes over idx, so every
+    labelled-set size gets the same number of gradient steps (03_full_fine_tuning)."""
+    rng = np.random.default_rng(seed)
+    passes = -(-steps * batch // len(idx))
+    return np.concatenate([rng.permutation(idx) for _ in range(passes)])[: steps * batch]

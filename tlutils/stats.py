@@ -1,0 +1,26 @@
+"""Paired comparisons: is the difference between two recipes bigger than its noise?
+
+Explained in 02_partial_fine_tuning; used from 03_full_fine_tuning on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def paired_gap(a, b, floor: float = 0.0) -> tuple[float, float]:
+    """Mean of a[i] - b[i] over paired runs (same seed, subset or head), and its standard
+    error: std of the differences (ddof=1) / sqrt(n), never below `floor` (say one image)."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), max(se, floor)
+
+
+def verdict(gap: float, se: float, k: float = 3.0) -> str:
+    """"better than", "not clearly different from" or "worse than": the gap against k
+    standard errors, for a sentence like f"A is {verdict(gap, se)} B"."""
+    if gap > k * se:
+        return "better than"
+    if gap < -k * se:
+        return "worse than"
+    return "not clearly different from"
