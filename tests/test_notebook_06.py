@@ -15,8 +15,7 @@ from tlutils import run
 from tlutils.__main__ import main
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_your_own_data.ipynb"
-FAST = {"IMAGE_SIZE": 96, "BATCH_SIZE": 16, "HEAD_EPOCHS": 20, "FT_EPOCHS": 1,
-        "VAL_FRACTION": 0.3}
+FAST = {"IMAGE_SIZE": 96, "BATCH_SIZE": 16, "FT_EPOCHS": 1, "VAL_FRACTION": 0.3}
 
 
 @pytest.fixture

@@ -64,6 +64,27 @@ def test_execute_injects_parameters_and_profile(tmp_path, monkeypatch):
     assert os.environ.get("TLU_PROFILE") != "cpu", "the profile must not leak into this process"
 
 
+def test_unknown_parameters_are_refused_with_the_valid_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    nb = _notebook(tmp_path / "t.ipynb", "print(X)")
+    with pytest.raises(ValueError, match="Unknown parameter EPOCHS: this notebook's parameters"):
+        run.execute(nb, "cpu", {"EPOCHS": 3})
+    assert run.run_all([nb], "cpu", {"EPOCHS": 3}) == 1
+    assert "FAIL unknown parameter EPOCHS: the parameters are X." in capsys.readouterr().out
+    assert not (tmp_path / "build" / "cpu" / "notebooks").exists(), "nothing ran"
+
+
+def test_each_notebook_gets_the_parameters_it_defines(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    a = _notebook(tmp_path / "a.ipynb", "assert X == 7, X")
+    b = tmp_path / "b.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("Y = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("assert Y == 1 and 'X' not in globals()")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}), b)
+    assert run.run_all([a, b], "cpu", {"X": 7}) == 0
+
+
 def test_inject_needs_a_parameters_cell():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     with pytest.raises(ValueError, match="parameters"):
@@ -89,3 +110,33 @@ def test_run_all_with_nothing_recorded_reports_the_failure_without_a_traceback(
     assert run.run_all([nb], "cpu", {}) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "broken on purpose" in out and "No report: No metrics recorded" in out
+
+
+def test_log_noise_finds_library_lines_only():
+    outputs = [
+        {"output_type": "stream", "name": "stderr",
+         "text": "WARNING: All log messages before absl::InitializeLog() is called are written to "
+                 "STDERR\nvalidation accuracy 0.9\n"},
+        {"output_type": "stream", "name": "stderr",
+         "text": "WARNING:tensorflow:5 out of the last 11 calls to <function> triggered "
+                 "tf.function retracing.\n"},
+        {"output_type": "execute_result", "data": {"text/plain": "cudart_stub"}},
+    ]
+    assert len(run.log_noise(outputs)) == 2
+    assert run.log_noise([{"output_type": "stream", "text": "accuracy 0.9\n"}]) == []
+
+
+def test_compiled_code_stderr_goes_to_the_log_not_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    body = ("import os, sys, warnings\n"
+            "os.write(2, b'I0000 cudart_stub.cc:31] Could not find cuda drivers\\n')\n"
+            "warnings.warn('a real warning')\n"
+            "print('done', file=sys.stderr)")
+    out, error = run.execute(_notebook(tmp_path / "t.ipynb", body), "cpu")
+    assert error is None
+    outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
+               for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert run.log_noise(outputs) == [] and "cudart_stub" not in text
+    assert "a real warning" in text and "done" in text, "Python's own stderr still shows"
+    assert "cudart_stub" in (tmp_path / "build" / "cpu" / "logs" / "t.stderr.txt").read_text()

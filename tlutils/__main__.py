@@ -5,6 +5,7 @@
     fetch [--profile P | --all]                             download data and weights (offline use)
     offline-cache SHARED_DATA                               fill the cache from a shared/data copy
     report [--profile P]                                    rebuild build/<P>/report.md
+    lab                                                     JupyterLab on notebooks/, quiet kernels
 
 Without the pinned packages installed, the command first creates `.venv/` in the
 repository, installs them there (a few minutes, once), and re-runs itself inside it.
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--all", action="store_true", help="every profile")
     cache = sub.add_parser("offline-cache", help="fill the cache from a shared/data folder")
     cache.add_argument("shared_data", type=Path)
+    sub.add_parser("lab", help="open the notebooks in JupyterLab; TensorFlow's C++ start-up "
+                   "messages go to this terminal instead of the notebooks")
     report = sub.add_parser("report", help="rebuild the report from recorded metrics")
     report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
     args, extra = parser.parse_known_args(argv)
@@ -73,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--durations=12", "tests",
                "notebooks", *extra]
         return subprocess.call(cmd)
+
+    if args.command == "lab":
+        from tlutils.run import kernel_environment
+
+        os.chdir(ROOT)
+        env = {**os.environ, **kernel_environment()}
+        cmd = [sys.executable, "-m", "jupyterlab", "notebooks/"]
+        return subprocess.call(cmd, env=env)
 
     from tlutils import data, profiles, report
 
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             print(report.aggregate(profiles.current(args.profile))[0].read_text())
             return 0
-    except (data.DataError, FileNotFoundError) as err:
+    except (data.DataError, FileNotFoundError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -28,17 +29,62 @@ def parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def inject_parameters(nb, params: dict) -> None:
-    """Insert a cell assigning `params` right after the cell tagged `parameters`."""
-    import nbformat
-
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+def parameter_names(nb) -> set[str]:
+    """The names the notebook's cell tagged `parameters` assigns."""
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     if not tagged:
         raise ValueError("The notebook has no cell tagged 'parameters'.")
+    names = set()
+    for node in ast.walk(ast.parse(tagged[0].source)):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        for target in targets:
+            names |= {t.id for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return names
+
+
+def inject_parameters(nb, params: dict) -> None:
+    """Insert a cell assigning `params` right after the cell tagged `parameters`; refuse a
+    name that cell does not define (a typo would otherwise be silently ignored)."""
+    import nbformat
+
+    known = parameter_names(nb)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"Unknown parameter {', '.join(unknown)}: this notebook's parameters "
+                         f"are {', '.join(sorted(known))}.")
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     source = "# Parameters injected by tlutils.run\n"
     source += "".join(f"{k} = {v!r}\n" for k, v in params.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(tagged[0] + 1, cell)
+
+
+# Start-up and runtime log lines of compiled libraries that say nothing to a learner: CUDA
+# probing on a machine without a GPU, oneDNN and CPU-feature notes, TFLite's delegate.
+LOG_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cpu_feature_guard|"
+                       r"oneDNN custom operations|tf\.function retracing|XNNPACK delegate")
+
+
+def log_noise(outputs: list) -> list[str]:
+    """The lines of a cell's outputs (nbformat output dicts) that LOG_NOISE matches."""
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return [line for line in text.splitlines() if LOG_NOISE.search(line)]
+
+
+def kernel_environment() -> dict[str, str]:
+    """Environment variables for a notebook kernel that keeps compiled code's stderr out of
+    the notebook (ipykernel's capture_fd_output=False): TensorFlow's C++ start-up lines go
+    to the kernel's own stderr, which execute() keeps in a log file. Python warnings are
+    unaffected and still show in the notebook.
+    """
+    profile_dir = build_dir("ipython") / "profile_default"
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    config = profile_dir / "ipython_kernel_config.py"
+    text = "c.IPKernelApp.capture_fd_output = False\n"
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+    return {"IPYTHONDIR": str(profile_dir.parent)}
 
 
 def execute(notebook: str | Path, profile: str, params: dict | None = None,
@@ -46,6 +92,7 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     """Run one notebook in a fresh kernel; return (executed copy, error or None).
 
     The profile reaches the kernel as $TLU_PROFILE; `params` override the parameters cell.
+    What compiled code writes to stderr goes to build/<profile>/logs/<notebook>.stderr.txt.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -57,11 +104,15 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
         inject_parameters(nb, params)
     out = build_dir(profile) / "notebooks" / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    log = build_dir(profile) / "logs" / f"{notebook.stem}.stderr.txt"  # compiled code's messages
+    log.parent.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
     error = None
+    env = {**os.environ, **kernel_environment(), "TLU_PROFILE": profile}  # the kernel's only
     try:
-        client.execute(env={**os.environ, "TLU_PROFILE": profile})  # the kernel's only
+        with open(log, "w") as stderr:
+            client.execute(env=env, stderr=stderr)
     except CellExecutionError as err:
         error = str(err).strip().splitlines()[-1]
     finally:
@@ -70,13 +121,26 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
 
 
 def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
-    """Execute notebooks in order, one progress line each, then write the report."""
+    """Execute notebooks in order, one progress line each, then write the report.
+
+    Each notebook gets the parameters its parameters cell defines; a name that no notebook
+    in the run defines is refused before anything runs.
+    """
+    import nbformat
+
+    names = {nb: parameter_names(nbformat.read(nb, as_version=4)) for nb in notebooks}
+    unknown = sorted(set(params) - set().union(*names.values()))
+    if unknown:
+        valid = ", ".join(sorted(set().union(*names.values())))
+        print(f"FAIL unknown parameter {', '.join(unknown)}: the parameters are {valid}.",
+              flush=True)
+        return 1
     failures = 0
     for nb in notebooks:
         metrics_file = build_dir(profile) / "metrics" / f"{nb.stem}.json"
         metrics_file.unlink(missing_ok=True)  # never report a previous run's numbers
         start = time.perf_counter()
-        out, error = execute(nb, profile, params)
+        out, error = execute(nb, profile, {k: v for k, v in params.items() if k in names[nb]})
         wall = time.perf_counter() - start
         if error:
             failures += 1
