@@ -1,5 +1,7 @@
 """Every notebook is stored clean and follows the house style (shared/STYLE.md)."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -58,3 +60,99 @@ def test_ruff_clean():
     cmd = [sys.executable, "-m", "ruff", "check", "tlutils", "tests", "notebooks", "benchmarks"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A Summary bullet that reports a result of the run: a measured number (0.87, 12 %, 3x), or
+# words that point at the run or report an outcome.
+RESULT = re.compile(r"\d+\.\d+|\d+ ?%|\d+x\b|\b(here|this run|above|measured|"
+                    r"shows? (?:that|the|it|how)|showed|raised|recovered|beat|beats|outperform\w*|"
+                    r"helped|hurt|improved|dropped|fell)\b", re.I)
+ASSERTED = "(asserted in the Check"
+
+
+def summary_cells(nb) -> list:
+    """The cells from '## Summary' up to '## Exercises' (that cell cut before the heading)."""
+    start = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Summary"))
+    cells = []
+    for cell in nb.cells[start:]:
+        head, sep, _ = cell.source.partition("## Exercises")
+        cells.append(nbformat.v4.new_markdown_cell(head) if cell.cell_type == "markdown" else cell)
+        if sep:
+            break
+    return cells
+
+
+def result_bullets_without_source(nb) -> list[str]:
+    """Summary bullets that state a result of the run but are neither printed nor asserted."""
+    bullets = [line for c in summary_cells(nb) if c.cell_type == "markdown"
+               for line in c.source.splitlines() if line.startswith("- ")]
+    unbacked = [b for b in bullets if RESULT.search(re.sub(r"`[^`]*`", "", b))]
+    return [b for b in unbacked if ASSERTED not in b]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_summary_results_are_printed_or_asserted(path):
+    nb = nbformat.read(path, as_version=4)
+    assert result_bullets_without_source(nb) == [], (
+        f"Summary bullets that state a result must be printed from the metrics or end with "
+        f"'{ASSERTED})' backed by an assert")
+    printed = [c for c in summary_cells(nb) if c.cell_type == "code" and "print(" in c.source]
+    assert printed, "the Summary prints this run's results from its numbers"
+
+
+def test_the_summary_rule_catches_an_unbacked_result():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Summary\n\n- Fine-tuning beat feature extraction here.\n"
+                                      "- Keep BatchNorm frozen (asserted in the Check).\n"
+                                      "- Use `k=3` blocks as a start.\n\n## Exercises\n")])
+    assert result_bullets_without_source(nb) == ["- Fine-tuning beat feature extraction here."]
+
+
+TIMES = json.loads((ROOT / "data" / "notebook_times.json").read_text())["notebooks"]
+
+
+def test_every_notebook_has_one_time_source():
+    assert sorted(TIMES) == [p.stem for p in NOTEBOOKS]
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        t = TIMES[path.stem]
+        nb = nbformat.read(path, as_version=4)
+        overview = next(c.source for c in nb.cells if c.source.startswith("## Overview"))
+        expected = (f"**Time**: about {t['smoke_s']} s (`smoke`, measured on 2 CPU cores), "
+                    f"{t['cpu_min']} minutes (`cpu`), {t['gpu_min']} minutes (`gpu`)")
+        assert expected in overview, f"{path.stem}: the Overview should say {expected!r}"
+        row = f"({'notebooks/' + path.name}) |"
+        line = next(x for x in readme.splitlines() if row in x)
+        cells = f"| {t['smoke_s']} s | ~{t['cpu_min']} min | ~{t['gpu_min']} min |"
+        assert line.endswith(cells), f"README row of {path.stem} should end with {cells!r}"
+
+
+def smoke_time_mismatches(recorded: dict[str, float], stated: dict[str, dict]) -> list[str]:
+    """Notebooks whose recorded wall_s is more than a factor of two (plus 10 s) off the
+    stated smoke time."""
+    bad = []
+    for name, wall in recorded.items():
+        want = stated[name]["smoke_s"]
+        if not want / 2 - 10 <= wall <= 2 * want + 10:
+            bad.append(f"{name}: stated {want} s, recorded {wall:.0f} s")
+    return bad
+
+
+def test_time_mismatch_rule():
+    stated = {"a": {"smoke_s": 40}, "b": {"smoke_s": 10}}
+    too_slow = smoke_time_mismatches({"a": 95.0, "b": 25.0}, stated)
+    assert too_slow == ["a: stated 40 s, recorded 95 s"]
+    assert smoke_time_mismatches({"a": 9.0}, stated) == ["a: stated 40 s, recorded 9 s"]
+
+
+@pytest.mark.after_notebooks
+def test_stated_smoke_times_match_this_run():
+    """Runs after nbval has executed the notebooks (conftest orders it last)."""
+    start = float(os.environ["TLU_TEST_START"])
+    files = [p for p in (ROOT / "build" / "smoke" / "metrics").glob("*.json")
+             if p.stat().st_mtime >= start]
+    if not files:
+        pytest.skip("no notebook ran in this test session")
+    recorded = {json.loads(p.read_text())["notebook"]: json.loads(p.read_text())["wall_s"]
+                for p in files}
+    assert smoke_time_mismatches(recorded, TIMES) == [], "update data/notebook_times.json"
