@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tlutils import backbones, data, features, training
+from tlutils import backbones, data, features, fitting
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_unfreeze_top_keeps_batchnorm_frozen(model):
     trainable = {layer.name for layer in base.layers if layer.trainable and layer.weights}
     assert trainable == {"conv_dw_12", "conv_pw_12", "conv_dw_13", "conv_pw_13"}
     assert backbones.unfreeze_top(model, "mobilenet_025", 0) == 256 * 3 + 3
-    backbones.freeze_all(model)
+    backbones.backbone_of(model).trainable = False
     assert backbones.count_trainable(model) == 256 * 3 + 3
 
 
@@ -89,14 +89,14 @@ def test_snapshot_restore_gives_the_same_run():
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     m.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
     x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 2
-    state = training.snapshot(m)
+    state = fitting.snapshot(m)
     m.fit(x, y, epochs=3, verbose=0, shuffle=False)
     first = m.get_weights()
-    training.restore(m, state)
+    fitting.restore(m, state)
     assert np.allclose(m.get_weights()[0], state[0])
     m.fit(x, y, epochs=3, verbose=0, shuffle=False)
     assert all(np.allclose(a, b) for a, b in zip(first, m.get_weights(), strict=True))
-    assert training.accuracy(m, x, y) >= 0.0
+    assert fitting.accuracy(m, x, y) >= 0.0
 
 
 def _moving_mean_moves(model) -> bool:
@@ -136,7 +136,7 @@ def test_embeddings_and_probabilities_stay_float32_under_mixed_precision():
     x = np.random.default_rng(0).integers(0, 255, (4, 96, 96, 3), dtype=np.uint8)
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        extractor = features.feature_extractor("mobilenet_025", 96, weights=None)
+        extractor = backbones.feature_extractor("mobilenet_025", 96, weights=None)
         clf = backbones.build_classifier("mobilenet_025", 3, 96, weights=None)
         pool = keras.Model(clf.inputs, clf.get_layer("pool").output)  # as 05 and 06 read it
         assert clf.get_layer("backbone").compute_dtype == "bfloat16"

@@ -156,3 +156,27 @@ def test_stated_smoke_times_match_this_run():
     recorded = {json.loads(p.read_text())["notebook"]: json.loads(p.read_text())["wall_s"]
                 for p in files}
     assert smoke_time_mismatches(recorded, TIMES) == [], "update data/notebook_times.json"
+
+
+def notebooks_named_without_the_name() -> list[str]:
+    """tlutils functions and classes whose docstring names a notebook (or a notebook that does
+    not exist) that never mentions them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    texts = {p.stem: p.read_text() for p in NOTEBOOKS}
+    bad = []
+    for info in pkgutil.iter_modules([str(ROOT / "tlutils")]):
+        module = importlib.import_module(f"tlutils.{info.name}")
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            for notebook in re.findall(r"\b\d\d_[a-z_]+[a-z]\b", inspect.getdoc(obj) or ""):
+                if name not in texts.get(notebook, ""):
+                    bad.append(f"{module.__name__}.{name} names {notebook}")
+    return bad
+
+
+def test_docstrings_name_notebooks_that_use_the_helper():
+    assert notebooks_named_without_the_name() == []

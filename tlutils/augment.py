@@ -87,7 +87,7 @@ def augmenter(strength: str = "medium", seed: int | None = None) -> keras.Sequen
 class AlwaysOn(keras.layers.Layer):
     """Wraps an augmentation layer so that it also runs at inference (predict, evaluate).
 
-    Used for test-time augmentation; explained in 04_data_augmentation.
+    Used by view_predictions and tta_predict (test-time augmentation).
     """
 
     def __init__(self, layer: keras.Layer, **kwargs):

@@ -121,6 +121,23 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, *,
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
+def embedding_model(classifier: keras.Model) -> keras.Model:
+    """The part of a build_classifier model up to its "pool" layer: images to embeddings.
+
+    It shares the classifier's weights, so it always sees their current values.
+    Explained in 01_feature_extraction.
+    """
+    return keras.Model(classifier.inputs, classifier.get_layer("pool").output,
+                       name=f"{classifier.name}_embeddings")
+
+
+def feature_extractor(backbone: str, image_size: int,
+                      weights: str | None = "imagenet") -> keras.Model:
+    """A classifier cut at its pooling layer, backbone frozen: images (0..255) to float32
+    embedding vectors. Explained in 01_feature_extraction."""
+    return embedding_model(build_classifier(backbone, 2, image_size, weights=weights))
+
+
 def build_head(n_features: int, n_classes: int, dropout: float = 0.2) -> keras.Model:
     """The classifier's top alone (dropout -> softmax), trained on cached features."""
     inputs = keras.Input((n_features,), name="features")
@@ -147,6 +164,22 @@ def copy_logistic_head(dense: keras.layers.Dense, classifier) -> None:
     dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
 
 
+def leaf_layers(model: keras.Layer) -> list[keras.Layer]:
+    """Every layer inside a model that is not itself a model (nor an input), nested included."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "layers"):
+            found.extend(leaf_layers(layer))
+        elif not isinstance(layer, keras.layers.InputLayer):
+            found.append(layer)
+    return found
+
+
+def batchnorm_layers(model: keras.Layer) -> list[keras.layers.BatchNormalization]:
+    """Every BatchNormalization layer inside a model, nested models included (02, 05)."""
+    return [la for la in leaf_layers(model) if isinstance(la, keras.layers.BatchNormalization)]
+
+
 def list_blocks(base: keras.Model, backbone: str) -> list[tuple[str, list[keras.Layer]]]:
     """The backbone's layers grouped into blocks, input side first.
 
@@ -169,11 +202,6 @@ def list_blocks(base: keras.Model, backbone: str) -> list[tuple[str, list[keras.
 def backbone_of(model: keras.Model) -> keras.Model:
     """The backbone inside a model built by build_classifier."""
     return model.get_layer("backbone")
-
-
-def freeze_all(model: keras.Model) -> None:
-    """Freeze the whole backbone (feature extraction); the head stays trainable."""
-    backbone_of(model).trainable = False
 
 
 def unfreeze_top(model: keras.Model, backbone: str, k: int) -> int:

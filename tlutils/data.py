@@ -332,7 +332,7 @@ def fetch_file(name: str) -> Path:
     """Return a single data file from the cache, downloading it (checksum verified) if needed.
 
     Offline, with the file missing, the error names the URL and where to put the file.
-    Digit files are used in 04_data_augmentation and 05_domain_shift.
+    The digit loaders (load_mnist_t10k, load_usps) read their files through it.
     """
     import keras
 
@@ -356,8 +356,8 @@ def fetch_file(name: str) -> Path:
 def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
 
-    04_data_augmentation fine-tunes on it; 05_domain_shift uses it as the source domain
-    (the full training set is not shipped).
+    load_digit_task turns it into a task far from ImageNet; 05_domain_shift uses it as the
+    source domain (the full training set is not shipped).
     """
     import gzip
 
@@ -396,7 +396,7 @@ def load_digit_task(size: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, .
 def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     """Grey digits (n, h, w) uint8 -> (n, size, size, channels) uint8, bilinear, still 0..255.
 
-    channels=3 repeats the grey level for an ImageNet backbone (04_data_augmentation);
+    channels=3 repeats the grey level for an ImageNet backbone (load_digit_task);
     05_domain_shift brings 16-pixel USPS digits to MNIST's 28 pixels.
     """
     import keras

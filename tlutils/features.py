@@ -1,6 +1,7 @@
 """Embeddings from a frozen backbone, computed once and cached on disk.
 
-The cached-feature path is explained in 01_feature_extraction.
+The cached-feature path is explained in 01_feature_extraction; the extractor itself is
+backbones.feature_extractor.
 """
 
 from __future__ import annotations
@@ -10,21 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from tlutils.data import ImageData, cache_root
-
-
-def feature_extractor(backbone: str, image_size: int, weights: str | None = "imagenet"):
-    """Preprocessing -> frozen backbone -> average pool: images to embedding vectors."""
-    import keras
-
-    from tlutils.backbones import load_backbone, preprocess_layer
-
-    base = load_backbone(backbone, image_size, weights)
-    base.trainable = False
-    inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = base(preprocess_layer(backbone)(inputs), training=False)
-    # float32 embeddings even under mixed precision (gpu profile): scikit-learn needs them
-    x = keras.layers.GlobalAveragePooling2D(name="pool", dtype="float32")(x)
-    return keras.Model(inputs, x, name=f"{backbone}_features")
 
 
 def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
@@ -46,7 +32,10 @@ def extract_features(data: ImageData, backbone: str, image_size: int,
     path = features_path(data, backbone, image_size)
     if path.exists():
         return np.load(path)
-    extractor = extractor or feature_extractor(backbone, image_size)
+    if extractor is None:
+        from tlutils.backbones import feature_extractor
+
+        extractor = feature_extractor(backbone, image_size)
     feats = extractor.predict(data.x, batch_size=batch_size, verbose=0).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from tlutils.backbones import backbone_of, build_head, list_blocks
-from tlutils.training import restore, snapshot
+from tlutils.fitting import accuracy, restore, snapshot
 
 
 def fit_heads(f_train, y_train, f_val, y_val, seeds, epochs: int, lr: float,
@@ -22,8 +22,8 @@ def fit_heads(f_train, y_train, f_val, y_val, seeds, epochs: int, lr: float,
 
     Returns each seed's final validation accuracy and the weights of its "head" layer,
     ready for `model.get_layer("head").set_weights(...)`. One compiled head is reset
-    per seed, so the seeds cost no extra tracing. The recipe is explained in
-    01_feature_extraction; used from 02_partial_fine_tuning on.
+    per seed, so the seeds cost no extra tracing. The recipe (a head on cached embeddings)
+    is the one of 01; fit_heads is used from 02_partial_fine_tuning on.
     """
     n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
     head = build_head(f_train.shape[1], n_classes)
@@ -40,6 +40,25 @@ def fit_heads(f_train, y_train, f_val, y_val, seeds, epochs: int, lr: float,
         accs.append(float(hist.history["val_accuracy"][-1]))
         weights.append(dense.get_weights())
     return accs, weights
+
+
+def fit_from_warm_heads(model: keras.Model, start: list, warm_heads: list, seeds, x, y,
+                        x_val, y_val, after_each=None, callbacks=(), **fit_kwargs) -> list[dict]:
+    """Fine-tune a compiled model once per seed, each run from `start` (a fitting.snapshot)
+    with that seed's warm head (see fit_heads). Returns one dict per seed: "acc" (validation
+    accuracy at the end), "history", "seconds" (of each epoch, the first with tracing) and
+    "extra" (what after_each() returned). Explained in 02_partial_fine_tuning; 03 uses it.
+    """
+    runs = []
+    for seed, head_weights in zip(seeds, warm_heads, strict=True):
+        restore(model, start)
+        model.get_layer("head").set_weights(head_weights)
+        keras.utils.set_random_seed(seed)
+        timer = EpochTimer()
+        history = model.fit(x, y, verbose=0, callbacks=[timer, *callbacks], **fit_kwargs)
+        runs.append({"acc": accuracy(model, x_val, y_val), "history": history.history,
+                     "seconds": timer.seconds, "extra": after_each() if after_each else None})
+    return runs
 
 
 class EpochTimer(keras.callbacks.Callback):

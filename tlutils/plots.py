@@ -1,6 +1,7 @@
 """Plots the notebooks share: curves, image grids, confusion matrices, embedding maps.
 
-First used in 00_start_here (embedding map) and 01_feature_extraction (the rest).
+First used in 00_start_here (embedding map), 01_feature_extraction (the rest) and
+04_data_augmentation (image_grid, rows of images side by side).
 """
 
 from __future__ import annotations
@@ -44,6 +45,35 @@ def show_images(x: np.ndarray, y_true, class_names, y_pred=None, n: int = 12, co
         ax.set_title(label, fontsize=8, color="red" if wrong else "black")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(rows: dict, col_titles=None, titles: dict | None = None, size: float = 1.5,
+               cmap: str | None = None, suptitle: str = ""):
+    """One labelled row of images per entry of `rows` (name -> images, 0..255, clipped).
+
+    col_titles label the columns; titles[name] gives one small title per image of that row.
+    Grey images (h x w x 1) are drawn with `cmap`. Returns the figure.
+    """
+    n_cols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(size * n_cols, size * len(rows)),
+                             squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c, ax in enumerate(axes[r]):
+            ax.set(xticks=[], yticks=[])
+            if c >= len(images):
+                ax.axis("off")
+                continue
+            image = np.clip(np.asarray(images[c]), 0, 255).astype("uint8")
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap=cmap)
+            if titles and name in titles:
+                ax.set_title(titles[name][c], fontsize=7)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    for c, title in enumerate(col_titles or []):
+        axes[0, c].set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -47,8 +47,8 @@ def get(name: str | None = None) -> Profile:
     return PROFILES[current(name)]
 
 
-def gpu_name() -> str | None:
-    """The name of the first GPU the Keras backend sees, or None."""
+def _first_gpu() -> tuple[str, tuple[int, int] | None] | None:
+    """(name, CUDA compute capability) of the first GPU the Keras backend sees, or None."""
     import keras
 
     backend = keras.backend.backend()
@@ -58,17 +58,29 @@ def gpu_name() -> str | None:
         gpus = tf.config.list_physical_devices("GPU")
         if not gpus:
             return None
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return details.get("device_name", gpus[0].name), details.get("compute_capability")
     if backend == "jax":
         import jax
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        return gpus[0].device_kind if gpus else None
+        if not gpus:
+            return None
+        cc = getattr(gpus[0], "compute_capability", None)
+        return gpus[0].device_kind, tuple(int(v) for v in cc.split(".")) if cc else None
     if backend == "torch":
         import torch
 
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.get_device_name(0), tuple(torch.cuda.get_device_capability(0))
     return None
+
+
+def gpu_name() -> str | None:
+    """The name of the first GPU the Keras backend sees, or None."""
+    gpu = _first_gpu()
+    return gpu[0] if gpu else None
 
 
 def device() -> str:
@@ -78,26 +90,8 @@ def device() -> str:
 
 def gpu_compute_capability() -> tuple[int, int] | None:
     """(major, minor) CUDA compute capability of the first GPU, or None."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
-        return details.get("compute_capability")
-    if backend == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        cc = getattr(gpus[0], "compute_capability", None) if gpus else None
-        return tuple(int(v) for v in cc.split(".")) if cc else None
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None
-    return None
+    gpu = _first_gpu()
+    return gpu[1] if gpu else None
 
 
 def precision_policy(profile: Profile, capability: tuple[int, int] | None) -> str:

@@ -1,6 +1,5 @@
-"""Paired comparisons: is the difference between two recipes bigger than its noise?
-
-Explained in 02_partial_fine_tuning; used from 03_full_fine_tuning on.
+"""Small measurements the notebooks share: cosine similarity (explained in 00_start_here)
+and paired comparisons, is a difference bigger than its noise? (02_partial_fine_tuning).
 """
 
 from __future__ import annotations
@@ -24,3 +23,12 @@ def verdict(gap: float, se: float, k: float = 3.0) -> str:
     if gap < -k * se:
         return "worse than"
     return "not clearly different from"
+
+
+def cosine(a, b) -> np.ndarray:
+    """Cosine similarity of a and b along the last axis, with broadcasting: row by row for
+    two (n, d) arrays, every pair for a[:, None] and b[None] (00_start_here)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a = a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-12)
+    b = b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-12)
+    return np.sum(a * b, axis=-1)

@@ -1,7 +1,7 @@
-"""Small training helpers shared by the notebooks.
+"""Fitting helpers shared by the notebooks (named so as not to clash with Keras' `training=`).
 
-Snapshots are explained in 01_feature_extraction (the data-efficiency curve); a fixed
-budget of steps, `stream`, in 03_full_fine_tuning.
+Snapshots are explained in 01_feature_extraction (the data-efficiency curve); a fixed budget
+of steps, `stream`, in 03_full_fine_tuning.
 """
 
 from __future__ import annotations
