@@ -58,7 +58,7 @@ def image_grid(rows: dict, col_titles=None, titles: dict | None = None, size: fl
     """
     n_cols = max(len(images) for images in rows.values())
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(size * n_cols, size * len(rows)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")  # room for the titles
     for r, (name, images) in enumerate(rows.items()):
         for c, ax in enumerate(axes[r]):
             ax.set(xticks=[], yticks=[])
@@ -74,7 +74,6 @@ def image_grid(rows: dict, col_titles=None, titles: dict | None = None, size: fl
         axes[0, c].set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
     return fig
 
 
