@@ -241,3 +241,16 @@ def test_resize_digits_keeps_uint8_range_and_repeats_channels():
     assert three.shape == (3, 48, 48, 3) and three.dtype == np.uint8
     assert one.max() == 255 and one.min() == 0
     np.testing.assert_array_equal(three[..., 0], three[..., 2])
+
+
+def test_hidden_files_do_not_change_the_folder_checksum(tmp_path):
+    (tmp_path / "ants").mkdir()
+    (tmp_path / "ants" / "a.jpg").write_bytes(b"an image")
+    before = data.folder_sha256(tmp_path)
+    (tmp_path / ".DS_Store").write_bytes(b"finder")
+    (tmp_path / "ants" / ".DS_Store").write_bytes(b"finder")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "x.jpg").write_bytes(b"copy")
+    assert data.folder_sha256(tmp_path) == before
+    (tmp_path / "ants" / "b.jpg").write_bytes(b"another image")
+    assert data.folder_sha256(tmp_path) != before, "a real file still counts"

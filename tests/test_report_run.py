@@ -140,3 +140,37 @@ def test_compiled_code_stderr_goes_to_the_log_not_the_notebook(tmp_path, monkeyp
     assert run.log_noise(outputs) == [] and "cudart_stub" not in text
     assert "a real warning" in text and "done" in text, "Python's own stderr still shows"
     assert "cudart_stub" in (tmp_path / "build" / "cpu" / "logs" / "t.stderr.txt").read_text()
+
+
+def test_runner_refuses_paths_that_are_not_notebooks_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    (tmp_path / "notes.txt").write_text("hello")
+    paths = [tmp_path / "missing.ipynb", tmp_path, tmp_path / "notes.txt"]
+    assert run.run_all(paths, "cpu", {}) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"FAIL {tmp_path / 'missing.ipynb'} does not exist.",
+                     f"FAIL {tmp_path} is a folder; name the notebooks in it (or none, to run "
+                     "them all).",
+                     f"FAIL {tmp_path / 'notes.txt'} is not a notebook (.ipynb)."]
+
+
+def test_failed_notebooks_are_listed_in_the_report_without_colour_codes(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    good = _notebook(tmp_path / "good.ipynb",
+                     "from tlutils import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)")
+    bad = _notebook(tmp_path / "bad.ipynb", "raise ValueError('broken on purpose')")
+    assert run.run_all([good, bad], "cpu", {}) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out, "no terminal colour codes in the recorded error"
+    report_md = (tmp_path / "build" / "cpu" / "report.md").read_text()
+    assert "| bad |" in report_md and "FAILED: ValueError: broken on purpose" in report_md
+    assert "| good |" in report_md and "acc=0.9" in report_md
+
+
+def test_a_dead_kernel_is_one_line_naming_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    body = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    nb = _notebook(tmp_path / "oom.ipynb", body)
+    out, error = run.execute(nb, "cpu")
+    assert error.startswith("the kernel died while running oom.ipynb"), error

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Cache ready: {data.build_offline_cache(args.shared_data)}")
             return 0
         if args.command == "report":
-            print(report.aggregate(profiles.current(args.profile))[0].read_text())
+            print(report.aggregate(profiles.current(args.profile))[0].read_text(encoding="utf-8"))
             return 0
     except (data.DataError, FileNotFoundError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)

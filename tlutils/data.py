@@ -136,10 +136,15 @@ def cache_root() -> Path:
 
 
 def folder_sha256(folder: str | Path) -> str:
-    """sha256 of the sorted per-file sha256 digests (the MANIFEST.md folder hash)."""
-    digests = sorted(
-        hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*") if p.is_file()
-    )
+    """sha256 of the sorted per-file sha256 digests (the MANIFEST.md folder hash).
+
+    Hidden files and folders (.DS_Store, .ipynb_checkpoints) do not count: an operating
+    system or a file browser adds them to a good dataset.
+    """
+    folder = Path(folder)
+    files = [p for p in folder.rglob("*") if p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    digests = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files)
     return hashlib.sha256("".join(d + "\n" for d in digests).encode()).hexdigest()
 
 

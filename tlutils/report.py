@@ -74,8 +74,9 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def aggregate(profile: str) -> tuple[Path, Path]:
-    """Collect build/<profile>/metrics/*.json into report.md and report.json.
+def aggregate(profile: str, failed: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Collect build/<profile>/metrics/*.json into report.md and report.json; `failed` maps
+    the notebooks that failed in this run to their error, listed first as FAILED.
 
     Raises FileNotFoundError, naming the profiles that do have metrics, when none are recorded.
     """
@@ -87,12 +88,15 @@ def aggregate(profile: str) -> tuple[Path, Path]:
                 else f": run `python3 -m tlutils run --profile {profile}` first")
         raise FileNotFoundError(
             f"No metrics recorded for profile {profile!r} in {out / 'metrics'}{hint}.")
-    (out / "report.json").write_text(json.dumps(runs, indent=1) + "\n")
+    failed = failed or {}
+    (out / "report.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     lines = [f"# Run report: profile `{profile}`", ""]
-    lines += _markdown_table([
-        {"notebook": r["notebook"], "wall_s": r["wall_s"], "backend": r["backend"],
-         "device": r["device"], "headline": headline(r["metrics"])} for r in runs
-    ])
+    lines += _markdown_table(
+        [{"notebook": name, "wall_s": "", "backend": "", "device": "",
+          "headline": f"FAILED: {error}"} for name, error in failed.items()]
+        + [{"notebook": r["notebook"], "wall_s": r["wall_s"], "backend": r["backend"],
+            "device": r["device"], "headline": headline(r["metrics"])}
+           for r in runs if r["notebook"] not in failed])
     for r in runs:
         lines += ["", f"## {r['notebook']}", ""]
         scalars = {k: v for k, v in r["metrics"].items() if not isinstance(v, (list, dict))}
@@ -104,5 +108,5 @@ def aggregate(profile: str) -> tuple[Path, Path]:
             elif isinstance(value, dict):
                 lines += ["", f"**{key}**", ""]
                 lines += _markdown_table([{"key": k, "value": v} for k, v in value.items()])
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out / "report.md", out / "report.json"

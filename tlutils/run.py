@@ -96,7 +96,7 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     notebook = Path(notebook).resolve()
     nb = nbformat.read(notebook, as_version=4)
@@ -114,10 +114,27 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
         with open(log, "w") as stderr:
             client.execute(env=env, stderr=stderr)
     except CellExecutionError as err:
-        error = str(err).strip().splitlines()[-1]
+        error = ANSI.sub("", str(err).strip().splitlines()[-1])
+    except DeadKernelError:
+        error = (f"the kernel died while running {notebook.name} (often the system ran out of "
+                 f"memory); its last messages are in {log}")
     finally:
         nbformat.write(nb, out)
     return out, error
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in tracebacks
+
+
+def notebook_problem(path: Path) -> str | None:
+    """Why `path` cannot be run as a notebook, in one sentence, or None."""
+    if not path.exists():
+        return f"{path} does not exist."
+    if path.is_dir():
+        return f"{path} is a folder; name the notebooks in it (or none, to run them all)."
+    if path.suffix != ".ipynb":
+        return f"{path} is not a notebook (.ipynb)."
+    return None
 
 
 def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
@@ -128,6 +145,10 @@ def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
     """
     import nbformat
 
+    problems = [p for p in map(notebook_problem, map(Path, notebooks)) if p]
+    if problems:
+        print("\n".join(f"FAIL {p}" for p in problems), flush=True)
+        return len(problems)
     names = {nb: parameter_names(nbformat.read(nb, as_version=4)) for nb in notebooks}
     unknown = sorted(set(params) - set().union(*names.values()))
     if unknown:
@@ -135,28 +156,33 @@ def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
         print(f"FAIL unknown parameter {', '.join(unknown)}: the parameters are {valid}.",
               flush=True)
         return 1
-    failures = 0
+    failed = {}
     for nb in notebooks:
         metrics_file = build_dir(profile) / "metrics" / f"{nb.stem}.json"
         metrics_file.unlink(missing_ok=True)  # never report a previous run's numbers
         start = time.perf_counter()
-        out, error = execute(nb, profile, {k: v for k, v in params.items() if k in names[nb]})
+        try:
+            out, error = execute(nb, profile, {k: v for k, v in params.items() if k in names[nb]})
+        except KeyboardInterrupt:
+            failed[nb.stem] = "interrupted (Ctrl-C)"
+            print(f"\nInterrupted during {nb.stem}; the report lists what ran.", flush=True)
+            break
         wall = time.perf_counter() - start
         if error:
-            failures += 1
+            failed[nb.stem] = error
             print(f"FAIL {nb.stem:28s} {wall:7.1f} s  {error}  (see {out})", flush=True)
         else:
             recorded = metrics_file.exists()
             line = headline(json.loads(metrics_file.read_text())["metrics"]) if recorded else ""
             print(f"ok   {nb.stem:28s} {wall:7.1f} s  {line}", flush=True)
     try:
-        md, _ = aggregate(profile)
+        md, _ = aggregate(profile, failed)
     except FileNotFoundError as err:  # no notebook recorded metrics: no report to write
         print(f"\nNo report: {err}", flush=True)
-        return failures
+        return len(failed)
     print(f"\nReport: {md}\n")
-    print(md.read_text())
-    return failures
+    print(md.read_text(encoding="utf-8"))
+    return len(failed)
 
 
 def all_notebooks() -> list[Path]:
