@@ -146,3 +146,15 @@ def test_embeddings_and_probabilities_stay_float32_under_mixed_precision():
         out = model.predict(x, verbose=0)
         assert out.dtype == np.float32, (model.name, out.dtype)
     LogisticRegression().fit(extractor.predict(x, verbose=0), [0, 1, 0, 1])  # bfloat16 would fail
+
+
+def test_corrupt_embedding_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    images = data.ImageData(np.zeros((3, 32, 32, 3), np.uint8), np.array([0, 1, 0]), ["a", "b"],
+                            ["x", "y", "z"], [], key="corrupt-test")
+    extractor = backbones.feature_extractor("mobilenet_025", 32, weights=None)
+    first = features.extract_features(images, "mobilenet_025", 32, extractor=extractor)
+    path = features.features_path(images, "mobilenet_025", 32)
+    path.write_bytes(path.read_bytes()[:50])
+    again = features.extract_features(images, "mobilenet_025", 32, extractor=extractor)
+    np.testing.assert_allclose(again, first, atol=1e-6)

@@ -254,3 +254,46 @@ def test_hidden_files_do_not_change_the_folder_checksum(tmp_path):
     assert data.folder_sha256(tmp_path) == before
     (tmp_path / "ants" / "b.jpg").write_bytes(b"another image")
     assert data.folder_sha256(tmp_path) != before, "a real file still counts"
+
+
+def test_images_behind_a_symlinked_class_folder_are_seen_by_the_cache(cache, tmp_path):
+    elsewhere = _folder(tmp_path / "elsewhere")  # holds a/ and b/, 4 images each
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "a").symlink_to(elsewhere / "a", target_is_directory=True)
+    (root / "b").symlink_to(elsewhere / "b", target_is_directory=True)
+    assert len(data.load_image_folder(root, 32)) == 8
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(elsewhere / "a" / "new.jpg")
+    assert len(data.load_image_folder(root, 32)) == 9, "the cache key must see the new image"
+
+
+def test_a_hidden_sub_folder_inside_a_class_adds_nothing(cache, tmp_path):
+    root = _folder(tmp_path / "imgs")
+    (root / "a" / ".thumbnails").mkdir()
+    Image.new("RGB", (50, 40)).save(root / "a" / ".thumbnails" / "0.jpg")
+    assert np.bincount(data.load_image_folder(root, 32).y).tolist() == [4, 4]
+
+
+def test_a_corrupt_decoded_cache_is_rebuilt(cache, tmp_path):
+    root = _folder(tmp_path / "imgs")
+    first = data.load_image_folder(root, 32)
+    (npz,) = (cache / "tlutils" / "decoded").glob("*.npz")
+    npz.write_bytes(npz.read_bytes()[:100])  # a write cut short
+    again = data.load_image_folder(root, 32)
+    assert np.array_equal(again.x, first.x)
+    assert data.load_cached(npz, lambda p: np.load(p)["x"]) is not None, "rebuilt in place"
+
+
+def test_a_failed_cache_write_leaves_no_file_and_no_temporary(tmp_path):
+    target = tmp_path / "cache" / "x.npy"
+
+    def disk_full(f):
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        data.save_atomic(target, disk_full)
+    assert list(target.parent.iterdir()) == []
+    data.save_atomic(target, lambda f: np.save(f, np.arange(3)))
+    data.save_atomic(target, lambda f: np.save(f, np.arange(4)))  # a second writer, same entry
+    assert np.load(target).tolist() == [0, 1, 2, 3] and len(list(target.parent.iterdir())) == 1

@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -231,13 +233,48 @@ def decode_image(path: str | Path, size: int, min_side: int = 8) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
+def files_under(folder: Path) -> list[Path]:
+    """Every file below folder, sorted, following symbolic links to folders; hidden files
+    and folders (.DS_Store, .thumbnails) left out."""
+    found = []
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(here) / n for n in names if not n.startswith(".")]
+    return sorted(p for p in found if p.is_file())
+
+
 def list_class_folder(root: Path) -> dict[str, list[Path]]:
     """Class name -> files (sorted) for a folder with one sub-folder per class."""
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return {
-        c: sorted(p for p in (root / c).rglob("*") if p.is_file() and not p.name.startswith("."))
-        for c in classes
-    }
+    return {c: files_under(root / c) for c in classes}
+
+
+def save_atomic(path: Path, write: Callable) -> None:
+    """Write a cache file through a uniquely named temporary file, renamed into place: two
+    runs filling the same entry never share a temporary file, a reader never sees half a
+    file, and a failed write (a full disk) leaves nothing behind. write(f) gets the open
+    binary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cached(path: Path, read: Callable):
+    """read(path) for a cache file the course wrote itself, or None when it is missing or
+    unreadable (truncated, corrupt): then it is removed, to be rebuilt."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception:  # BadZipFile, a short read, a wrong header: rebuild, never trust it
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _decode_folder(root: Path, size: int, class_names: list[str]) -> ImageData:
@@ -259,11 +296,15 @@ def _decode_folder(root: Path, size: int, class_names: list[str]) -> ImageData:
 
 def _fingerprint(root: Path, size: int) -> str:
     h = hashlib.sha1(f"{root.resolve()}|{size}|{DECODE_VERSION}".encode())
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    for p in files_under(root):  # the files the loader reads, through symbolic links too
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def _read_decoded(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in ("x", "y", "paths", "skipped")}
 
 
 def load_image_folder(root: str | Path, size: int, class_names: list[str] | None = None,
@@ -279,18 +320,16 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
     names_key = hashlib.sha1("|".join(class_names).encode()).hexdigest()[:6]
     key = f"{_fingerprint(root, size)}-{names_key}"
     npz = cache_root() / "tlutils" / "decoded" / f"{root.name}-{size}-{key}.npz"
-    if cache and npz.exists():
-        z = np.load(npz, allow_pickle=False)
+    z = load_cached(npz, _read_decoded) if cache else None
+    if z is not None:
         skipped = [tuple(s) for s in z["skipped"].tolist()]
         return ImageData(z["x"], z["y"], class_names, z["paths"].tolist(), skipped, key)
     data = _decode_folder(root, size, class_names)
     data.key = key
     if cache:
-        npz.parent.mkdir(parents=True, exist_ok=True)
-        tmp = npz.with_suffix(".tmp.npz")
         skipped = np.array(data.skipped, dtype=str).reshape(-1, 2)
-        np.savez(tmp, x=data.x, y=data.y, paths=np.array(data.paths, dtype=str), skipped=skipped)
-        os.replace(tmp, npz)
+        save_atomic(npz, lambda f: np.savez(f, x=data.x, y=data.y, skipped=skipped,
+                                            paths=np.array(data.paths, dtype=str)))
     return data
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import ImageData, cache_root
+from tlutils.data import ImageData, cache_root, load_cached, save_atomic
 
 
 def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
@@ -30,15 +30,13 @@ def extract_features(data: ImageData, backbone: str, image_size: int,
     different subset, size, backbone or dtype policy never reuses stale features.
     """
     path = features_path(data, backbone, image_size)
-    if path.exists():
-        return np.load(path)
+    cached = load_cached(path, lambda p: np.load(p, allow_pickle=False))
+    if cached is not None and cached.shape[0] == len(data):
+        return cached
     if extractor is None:
         from tlutils.backbones import feature_extractor
 
         extractor = feature_extractor(backbone, image_size)
     feats = extractor.predict(data.x, batch_size=batch_size, verbose=0).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, feats)
-    tmp.replace(path)
+    save_atomic(path, lambda f: np.save(f, feats))
     return feats
