@@ -174,3 +174,15 @@ def test_a_dead_kernel_is_one_line_naming_the_notebook(tmp_path, monkeypatch):
     nb = _notebook(tmp_path / "oom.ipynb", body)
     out, error = run.execute(nb, "cpu")
     assert error.startswith("the kernel died while running oom.ipynb"), error
+
+
+def test_runner_command_line_mistakes_are_one_line(monkeypatch, capsys):
+    from tlutils.__main__ import main
+
+    nb = str(run.all_notebooks()[0])
+    assert main(["run", nb, "--profile", "smoke", "-p", "oops"]) == 2
+    assert capsys.readouterr().err == "Error: Parameters look like NAME=VALUE; got 'oops'.\n"
+    monkeypatch.setenv("TLU_PROFILE", "bogus")
+    assert main(["run", nb]) == 2
+    err = capsys.readouterr().err
+    assert err == "Error: Unknown profile 'bogus': choose one of smoke, cpu, gpu.\n"
