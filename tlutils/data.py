@@ -140,13 +140,10 @@ def cache_root() -> Path:
 def folder_sha256(folder: str | Path) -> str:
     """sha256 of the sorted per-file sha256 digests (the MANIFEST.md folder hash).
 
-    Hidden files and folders (.DS_Store, .ipynb_checkpoints) do not count: an operating
-    system or a file browser adds them to a good dataset.
+    The files are those the loader reads (files_under): hidden ones such as .DS_Store or
+    .ipynb_checkpoints/, which a file browser adds to a good dataset, do not count.
     """
-    folder = Path(folder)
-    files = [p for p in folder.rglob("*") if p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    digests = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files)
+    digests = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files_under(Path(folder)))
     return hashlib.sha256("".join(d + "\n" for d in digests).encode()).hexdigest()
 
 
