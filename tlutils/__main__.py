@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             return _fetch(["smoke", "cpu", "gpu"] if args.all else [profiles.current(args.profile)])
         if args.command == "offline-cache":
-            print(f"Cache ready: {data.build_offline_cache(args.shared_data)}")
+            root, repaired = data.build_offline_cache(args.shared_data)
+            for path in repaired:
+                print(f"Repaired {path}: it differed from the shared copy.")
+            print(f"Cache ready: {root}")
             return 0
         if args.command == "report":
             print(report.aggregate(profiles.current(args.profile))[0].read_text(encoding="utf-8"))
@@ -111,20 +114,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fetch(profile_names: list[str]) -> int:
-    """Download every dataset and weights file the profiles use (for an offline workshop)."""
+    """Download every dataset and weights file the profiles use (for an offline workshop);
+    everything missing is listed in one pass."""
     from tlutils import backbones, data, profiles
 
+    datasets, weights = [], []
     for name in profile_names:
         p = profiles.PROFILES[name]
-        print(f"{name}: dataset {p.dataset} -> {data.fetch(p.dataset)}", flush=True)
-        backbones.load_backbone(p.backbone, p.image_size)
-        print(f"{name}: weights for {p.backbone} at {p.image_size} px in "
-              f"{data.cache_root() / 'models'}", flush=True)
-    if {"cpu", "gpu"} & set(profile_names):  # 05_domain_shift: full PACS (smoke: offline-cache)
-        print(f"dataset pacs -> {data.fetch('pacs')}", flush=True)
-    for name in data.FILES:  # 05_domain_shift: the MNIST test set and USPS
-        print(f"file {name} -> {data.fetch_file(name)}", flush=True)
-    print(f"Done. Copy {data.cache_root()} to the workshop machines and set KERAS_HOME to it.")
+        datasets.append(p.dataset)
+        weights.append(backbones.weights_name(p.backbone, p.image_size))
+    # 05_domain_shift: the PACS subset (smoke) or full PACS, the MNIST test set and USPS
+    datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
+    datasets += ["pacs_subset"] if "smoke" in profile_names else []
+    data.require(list(dict.fromkeys(datasets)), list(data.FILES), list(dict.fromkeys(weights)))
+    print(f"Done: {', '.join(dict.fromkeys(datasets + list(data.FILES) + weights))}. Copy "
+          f"{data.cache_root()} to the workshop machines and set KERAS_HOME to it.")
     return 0
 
 

@@ -12,7 +12,7 @@ import re
 import keras
 import numpy as np
 
-from tlutils.data import DataError, cache_root
+from tlutils.data import DataError, weights_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,25 +62,35 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
+def weights_name(name: str, image_size: int) -> str:
+    """The file name of the ImageNet weights the backbone loads at this size (no top)."""
+    return BACKBONES[name].weights_source(image_size).rsplit("/", 1)[-1]
+
+
 def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
     """The backbone without its top, named "backbone", weights from the Keras cache.
 
-    Offline with the weights file missing, the error names the file, its URL and folder.
+    The weights file is fetched and checked first (data.weights_file): offline with the
+    file missing, or with a damaged file, the error names the file, its URL and folder.
     """
     spec = BACKBONES[name]
     build = getattr(keras.applications, spec.constructor)
     shape = (image_size, image_size, 3)
     url = spec.weights_source(image_size)
-    fname = url.rsplit("/", 1)[-1]
-    models_dir = cache_root() / "models"
+    fname = weights_name(name, image_size)
+    if weights == "imagenet":
+        path = weights_file(fname)
     try:
         base = build(include_top=False, weights=weights, input_shape=shape, **spec.kwargs)
     except Exception as err:
-        if weights != "imagenet" or (models_dir / fname).exists():
+        if weights != "imagenet":
             raise
+        if path.exists():
+            raise DataError(f"{path} could not be loaded ({str(err).splitlines()[0][:120]}): "
+                            "delete it and run again to download it.") from None
         raise DataError(
             f"Could not get the ImageNet weights for {name} ({err}). Download {url} "
-            f"and put it in {models_dir}/ as {fname}."
+            f"and put it in {path.parent}/ as {fname}."
         ) from None
     base.name = "backbone"
     return base

@@ -7,12 +7,17 @@ Fetching and the cache are explained in 00_start_here; loading and splits in
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
+import json
 import os
 import shutil
+import tarfile
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -20,70 +25,43 @@ DECODE_VERSION = 1  # bump when decode_image changes, so old decoded caches are 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-# PACS (Li et al., ICCV 2017) as a GitHub archive pinned to the commit the shared subset
-# was taken from; it unpacks to Homework3-PACS-<commit>/PACS/<domain>/<class>/.
-PACS_COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
-PACS_URL = f"https://github.com/MachineLearning2020/Homework3-PACS/archive/{PACS_COMMIT}.zip"
-
-
 class DataError(RuntimeError):
     """A dataset cannot be fetched or used; the message says what to do."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows the sentence, not a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+def project_data(name: str) -> Path:
+    """A file of the course's own data/ folder (the registry, file lists, published numbers):
+    data/ in a checkout, or its copy inside the installed package."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_data", here.parent / "data"):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(f"The course file data/{name} is missing: reinstall tlutils.")
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset comes from and where its unpacked copy lives in the cache."""
+    """Where a dataset comes from, how to check it, and where it lives in the cache
+    (data/registry.json; data/README.md explains each field)."""
 
     name: str
     url: str  # the upstream archive
     path: str  # the unpacked folder, relative to <cache>/datasets
     layout: str  # what the folder holds, in words (used in error messages)
-    archive_sha256: str | None = None  # checksum of the archive, where known
+    archive_sha256: str | None = None  # checksum of the archive, where upstream is stable
     folder_sha256: str | None = None  # hash of the unpacked folder (see folder_sha256())
+    counts: dict | None = None  # files per top-level sub-folder: a complete copy has these
+    max_unpacked_mb: int = 500  # an archive that expands beyond this is refused
     shared_copy: str | None = None  # offline copy under shared/data, for workshops and CI
+    built_from: str | None = None  # a subset: the dataset it is cut from ...
+    file_list: str | None = None  # ... and the data/ file listing its files (sha256sum format)
 
     @property
     def archive_name(self) -> str:
         return self.url.rstrip("/").rsplit("/", 1)[-1]
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in [
-        DatasetSpec(
-            name="hymenoptera",
-            url="https://download.pytorch.org/tutorial/hymenoptera_data.zip",
-            path="hymenoptera_data_extracted/hymenoptera_data",
-            layout="train/{ants,bees}/ and val/{ants,bees}/ (245 + 153 images)",
-            folder_sha256="5feac30d162605875083bc6e3b38d368741febf62cf62512b03f92b698502403",
-            shared_copy="images/hymenoptera_data",
-        ),
-        DatasetSpec(
-            name="flower_photos",
-            url="https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz",
-            path="flower_photos_extracted/flower_photos",
-            layout="5 class folders (daisy, dandelion, roses, sunflowers, tulips), 3,670 images",
-        ),
-        DatasetSpec(
-            name="pacs",
-            url=PACS_URL,
-            path=f"{PACS_COMMIT}_extracted/Homework3-PACS-{PACS_COMMIT}/PACS",
-            layout="4 domain folders (art_painting, cartoon, photo, sketch), each with 7 "
-                   "class folders (dog, elephant, giraffe, guitar, horse, house, person), "
-                   "9,991 images",
-        ),
-        DatasetSpec(
-            name="pacs_subset",
-            url=PACS_URL,
-            path="pacs_subset",
-            layout="the course's PACS subset: 4 domain folders x 7 class folders x 40 images "
-                   "(copy shared/data/domains/pacs_subset there, or run `python -m tlutils "
-                   "offline-cache SHARED_DATA`; MANIFEST.md gives the selection rule)",
-            folder_sha256="da91e315681618116f86f1d52350313fb8a16ba7d77866e9a0e128f161b7d640",
-            shared_copy="domains/pacs_subset",
-        ),
-    ]
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,28 +75,23 @@ class FileSpec:
     shared_copy: str | None = None  # offline copy under shared/data
 
 
-MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://raw.githubusercontent.com/pmallari/MNIST/"
-                 "cffbed29f2a5bd3b662ffe9cea7c07129fdad5d2/",
-                 "http://yann.lecun.com/exdb/mnist/")
-FILES: dict[str, FileSpec] = {
-    spec.name: spec
-    for spec in [
-        FileSpec("t10k-images-idx3-ubyte.gz",
-                 tuple(m + "t10k-images-idx3-ubyte.gz" for m in MNIST_MIRRORS), "mnist_t10k",
-                 "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                 "domains/mnist_t10k/t10k-images-idx3-ubyte.gz"),
-        FileSpec("t10k-labels-idx1-ubyte.gz",
-                 tuple(m + "t10k-labels-idx1-ubyte.gz" for m in MNIST_MIRRORS), "mnist_t10k",
-                 "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                 "domains/mnist_t10k/t10k-labels-idx1-ubyte.gz"),
-        FileSpec("usps.h5",
-                 ("https://raw.githubusercontent.com/niuers/Learning-From-Data-A-Short-Course/"
-                  "35684e893b63bf4039bafcc6d34fe935851baf9a/data/usps.h5",), "usps",
-                 "734f88c541104a956d88be2c95d03b4a463ffd74ccc2ba9c80841fb98e3fcb36",
-                 "domains/usps/usps.h5"),
-    ]
-}
+def _registry() -> dict:
+    return json.loads(project_data("registry.json").read_text(encoding="utf-8"))
+
+
+def _datasets() -> dict[str, DatasetSpec]:
+    reg = _registry()["datasets"]
+    return {name: DatasetSpec(name=name, **fields) for name, fields in reg.items()}
+
+
+def _files() -> dict[str, FileSpec]:
+    reg = _registry()["files"]
+    return {name: FileSpec(name, tuple(f.pop("urls")), **f) for name, f in reg.items()}
+
+
+DATASETS: dict[str, DatasetSpec] = _datasets()
+FILES: dict[str, FileSpec] = _files()
+WEIGHTS: dict[str, dict] = _registry()["weights"]  # file name -> url, sha256 or md5, shared_copy
 
 
 def cache_root() -> Path:
@@ -148,45 +121,157 @@ def folder_sha256(folder: str | Path) -> str:
 
 
 def fetch(dataset: str | DatasetSpec, verify: bool = True) -> Path:
-    """Return the unpacked dataset folder, downloading it into the cache if needed.
-
-    Offline, with the folder missing, the error names the URL and where to put the data.
+    """Return the unpacked dataset folder, downloading and unpacking it into the cache if
+    needed. Unpacking is all or nothing, and the folder is checked against the registry, so a
+    partial copy is never used. Offline, the error names the URL and where to put the data.
     """
     spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
-    datasets = cache_root() / "datasets"
-    target = datasets / spec.path
+    target = cache_root() / "datasets" / spec.path
     if not target.is_dir():
-        import keras
+        if spec.built_from:
+            _build_subset(spec, target)
+        else:
+            _download_and_unpack(spec, target)
+    if verify:
+        check_complete(spec, target)
+    return target
 
-        archive = datasets / spec.archive_name
-        try:
-            keras.utils.get_file(
-                fname=spec.archive_name,
-                origin=spec.url,
-                file_hash=spec.archive_sha256,
-                cache_dir=str(cache_root()),
-                cache_subdir="datasets",
-                extract=True,
-            )
-        except Exception as err:  # network failure, HTTP error or checksum mismatch
-            archive.unlink(missing_ok=True)
-            raise DataError(
-                f"Could not download {spec.name} from {spec.url} ({err}). Download it "
-                f"yourself and unpack it so that {target} holds {spec.layout}."
-            ) from None
-        if not target.is_dir():
-            archive.unlink(missing_ok=True)
-            raise DataError(
-                f"The archive from {spec.url} did not unpack to {target} (truncated or not "
-                f"the expected archive); it was removed. Fetch it again, or unpack it by "
-                f"hand so that {target} holds {spec.layout}."
-            )
-    if verify and spec.folder_sha256 and folder_sha256(target) != spec.folder_sha256:
+
+def check_complete(spec: DatasetSpec, target: Path) -> None:
+    """Raise DataError unless target matches the registry: its folder hash where one is
+    published, else its number of files in each top-level sub-folder."""
+    if spec.folder_sha256 and folder_sha256(target) != spec.folder_sha256:
         raise DataError(
             f"{target} differs from the published {spec.name} (folder checksum mismatch). "
-            f"Delete it and fetch again from {spec.url}."
+            f"Move it aside and fetch again from {spec.url}."
         )
-    return target
+    for sub, expected in (spec.counts or {}).items():
+        found = len(files_under(target / sub)) if (target / sub).is_dir() else 0
+        if found != expected:
+            raise DataError(
+                f"{target} is incomplete or altered: {sub}/ has {found} files where "
+                f"{spec.name} has {expected} (an interrupted unpack?). Move "
+                f"{_top_folder(spec)} aside and run again: it unpacks again from the archive."
+            )
+
+
+def _top_folder(spec: DatasetSpec) -> Path:
+    return cache_root() / "datasets" / spec.path.split("/")[0]
+
+
+def _download_and_unpack(spec: DatasetSpec, target: Path) -> None:
+    import keras
+
+    archive, top = cache_root() / "datasets" / spec.archive_name, _top_folder(spec)
+    if top.exists():
+        raise DataError(
+            f"{top} exists but has no {target.relative_to(top)} (not what {spec.url} unpacks "
+            f"to). Move it aside and run again, or arrange it so that {target} holds "
+            f"{spec.layout}."
+        )
+    try:
+        keras.utils.get_file(fname=spec.archive_name, origin=spec.url,
+                             file_hash=spec.archive_sha256, cache_dir=str(cache_root()),
+                             cache_subdir="datasets")
+    except Exception as err:  # network failure, HTTP error or checksum mismatch
+        archive.unlink(missing_ok=True)
+        raise DataError(
+            f"Could not download {spec.name} from {spec.url} ({err}). Download it "
+            f"yourself and unpack it so that {target} holds {spec.layout}."
+        ) from None
+    unpack(archive, top, spec.max_unpacked_mb * 10**6)
+    if not target.is_dir():
+        shutil.rmtree(top)
+        archive.unlink(missing_ok=True)
+        raise DataError(
+            f"The archive from {spec.url} did not unpack to {target} (not the expected "
+            f"archive); it was removed. Fetch it again, or unpack it by hand so that {target} "
+            f"holds {spec.layout}."
+        )
+
+
+def unpack(archive: Path, dest: Path, max_bytes: int) -> None:
+    """Unpack a zip or tar archive into dest, all or nothing: into a temporary folder renamed
+    to dest only when every member is out. Members outside dest, links and devices, and
+    archives that expand beyond max_bytes are refused. A damaged archive is removed."""
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                _check_members(archive, [(m.filename, m.file_size, True) for m in z.infolist()],
+                               max_bytes)
+                z.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as t:
+                members = t.getmembers()
+                _check_members(archive, [(m.name, m.size, m.isfile() or m.isdir())
+                                         for m in members], max_bytes)
+                t.extractall(tmp, members=members,
+                             **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        else:
+            raise zipfile.BadZipFile("neither a complete zip nor a tar archive")
+        _move_into_place(tmp, dest)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(f"Unpacking {archive} stopped: {err.strerror}. Nothing was left "
+                            "half unpacked; free some space and run again.") from None
+        archive.unlink(missing_ok=True)
+        raise DataError(f"{archive} is damaged ({err}); it was removed and nothing was kept "
+                        "unpacked. Run again to download it again.") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_members(archive: Path, members: list[tuple[str, int, bool]], max_bytes: int) -> None:
+    total = 0
+    for name, size, plain in members:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if not plain or not parts or parts[0] in ("/", "..") or ".." in parts or ":" in parts[0]:
+            raise DataError(f"{archive} holds {name!r}, a link or a path outside its folder; "
+                            "refused. Check where the archive came from.")
+        total += size
+    if total > max_bytes:
+        raise DataError(f"{archive} would unpack to {total / 1e6:,.0f} MB, more than the "
+                        f"{max_bytes / 1e6:,.0f} MB expected of it; refused (a wrong or "
+                        "malicious archive). Remove it and check its URL.")
+
+
+def _move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename a finished temporary folder to dest; if another process got there first, keep
+    theirs."""
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_subset(spec: DatasetSpec, target: Path) -> None:
+    """Cut a subset (pacs_subset) out of its full dataset by the file list in data/, each
+    file's sha256 checked; the folder appears only when complete."""
+    try:
+        source = fetch(spec.built_from)
+    except DataError as err:
+        raise DataError(f"{spec.name} is cut from {spec.built_from}, which is missing: {err} "
+                        f"Or copy shared/data/{spec.shared_copy} to {target}.") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        for line in project_data(spec.file_list).read_text(encoding="utf-8").splitlines():
+            sha, rel = line.split("  ", 1)
+            src = source / rel
+            if not src.is_file() or hashlib.sha256(src.read_bytes()).hexdigest() != sha:
+                raise DataError(f"{src} is missing or altered, so {spec.name} cannot be cut "
+                                f"from {source}. Move {source} aside and fetch again.")
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tmp / rel)
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @dataclasses.dataclass
@@ -394,6 +479,61 @@ def fetch_file(name: str) -> Path:
     )
 
 
+def weights_file(fname: str) -> Path:
+    """A weights file in <cache>/models (where keras.applications looks), downloaded when
+    missing and checked against data/registry.json: its checksum, or, where none is
+    published, that it opens. A damaged file is named, with what to do."""
+    import keras
+
+    spec, path = WEIGHTS.get(fname, {}), cache_root() / "models" / fname
+    if not path.exists() and spec:
+        try:
+            keras.utils.get_file(fname, spec["url"], cache_dir=str(cache_root()),
+                                 cache_subdir="models")
+        except Exception as err:  # network failure or HTTP error
+            path.unlink(missing_ok=True)
+            raise DataError(f"Could not get the weights file {fname} ({err}). Download "
+                            f"{spec['url']} and put it in {path.parent}/.") from None
+    problem = _weights_problem(path, spec) if path.exists() else None
+    if problem:
+        raise DataError(
+            f"{path} is damaged ({problem}): delete it and run again to download it, or run "
+            "`python3 -m tlutils offline-cache SHARED_DATA` to copy it from the shared data."
+        )
+    return path
+
+
+def _weights_problem(path: Path, spec: dict) -> str | None:
+    for algo in ("sha256", "md5"):
+        if spec.get(algo):
+            digest = hashlib.new(algo, path.read_bytes()).hexdigest()
+            ok = digest == spec[algo]
+            return None if ok else f"{algo} {digest[:12]}... is not the published one"
+    try:
+        import h5py
+
+        with h5py.File(path, "r"):
+            return None
+    except Exception as err:  # truncated, not HDF5
+        return f"not a readable HDF5 file: {str(err).splitlines()[0][:80]}"
+
+
+def require(datasets: list[str] = (), files: list[str] = (), weights: list[str] = ()) -> None:
+    """Fetch what a notebook needs before it trains anything. Every asset is tried, and one
+    DataError lists each one that is missing or damaged, a sentence each. Explained in
+    00_start_here; every notebook calls it after its parameters cell."""
+    problems = []
+    for get, names in ((fetch, datasets), (fetch_file, files), (weights_file, weights)):
+        for name in names:
+            try:
+                get(name)
+            except DataError as err:
+                problems.append(str(err))
+    if problems:
+        raise DataError(f"{len(problems)} of the files this needs cannot be used:\n"
+                        + "\n".join(f"- {p}" for p in problems))
+
+
 def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
 
@@ -447,11 +587,14 @@ def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     return np.repeat(big, channels, axis=-1) if channels > 1 else big
 
 
-def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None) -> Path:
-    """Copy the offline assets of shared/data into a writable Keras cache.
+def build_offline_cache(shared_data: str | Path,
+                        cache: str | Path | None = None) -> tuple[Path, list[Path]]:
+    """Copy the offline assets of shared/data into a writable Keras cache; return the cache
+    and the cached copies it repaired (they differed from the shared ones: a cut download,
+    a damaged file).
 
     Weights go to <cache>/models (where keras.applications looks), datasets to the
-    folder fetch() checks. Files already there are left alone.
+    folder fetch() checks. Identical copies already there are left alone.
     """
     shared = Path(shared_data)
     if not (shared / "MANIFEST.md").exists():
@@ -459,29 +602,46 @@ def build_offline_cache(shared_data: str | Path, cache: str | Path | None = None
     if cache is not None:
         os.environ["KERAS_HOME"] = str(Path(cache).resolve())
     root = cache_root()
-    (root / "models").mkdir(exist_ok=True)
-    for f in sorted((shared / "keras" / "models").glob("*")):
-        _copy_atomic(f, root / "models" / f.name)
-    for spec in DATASETS.values():
-        if spec.shared_copy and (shared / spec.shared_copy).exists():
-            _copy_atomic(shared / spec.shared_copy, root / "datasets" / spec.path)
-    for f in FILES.values():
-        if f.shared_copy and (shared / f.shared_copy).exists():
-            _copy_atomic(shared / f.shared_copy, root / "datasets" / f.folder / f.name)
-    return root
+    pairs = [(f, root / "models" / f.name) for f in sorted((shared / "keras" / "models").glob("*"))]
+    pairs += [(shared / w["shared_copy"], root / "models" / name)
+              for name, w in WEIGHTS.items() if w.get("shared_copy")]
+    pairs += [(shared / s.shared_copy, root / "datasets" / s.path)
+              for s in DATASETS.values() if s.shared_copy]
+    pairs += [(shared / f.shared_copy, root / "datasets" / f.folder / f.name)
+              for f in FILES.values() if f.shared_copy]
+    repaired = []
+    for src, dst in dict((d, (s, d)) for s, d in pairs).values():
+        if src.exists() and _copy_atomic(src, dst):
+            repaired.append(dst)
+    return root, repaired
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    """Copy a file or folder unless dst exists; a parallel run never sees half a copy."""
-    if dst.exists():
-        return
+def _same(a: Path, b: Path) -> bool:
+    if a.is_dir() != b.is_dir():
+        return False
+    if a.is_dir():
+        return folder_sha256(a) == folder_sha256(b)
+    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _copy_atomic(src: Path, dst: Path) -> bool:
+    """Copy a file or folder to dst unless an identical copy is there; a differing one is
+    replaced in one rename (True is returned). A parallel run never sees half a copy."""
+    existed = dst.exists()
+    if existed and _same(src, dst):
+        return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    if src.is_dir():
-        shutil.copytree(src, tmp)
-    else:
-        shutil.copy2(src, tmp)
+    work = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
     try:
-        tmp.rename(dst)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        new = work / "new"
+        shutil.copytree(src, new) if src.is_dir() else shutil.copy2(src, new)
+        if existed:
+            os.rename(dst, work / "old")  # out of the way; a folder cannot be replaced in place
+        _move_into_place(new, dst) if src.is_dir() else os.replace(new, dst)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return existed

@@ -1,0 +1,263 @@
+"""Fetching from upstream layouts on a 127.0.0.1 server: all-or-nothing unpacking, the
+registry's checks, the PACS subset cut from full PACS, weights files, the offline cache."""
+
+import dataclasses
+import errno
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import SHARED
+from tlutils import backbones, data
+
+COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
+
+
+def _jpeg(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (seed * 37 % 256, 90, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture()
+def www(tmp_path):
+    """(folder, url): files put in the folder are served from url on 127.0.0.1."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, payload in members.items():
+            z.writestr(name, payload)
+    return path
+
+
+def _spec(url: str, archive: str, counts: dict, **extra) -> data.DatasetSpec:
+    stem = archive.split(".")[0]
+    return data.DatasetSpec(name="demo", url=f"{url}/{archive}", path=f"{stem}_extracted/demo",
+                            layout="a/ and b/", counts=counts, **extra)
+
+
+FILES8 = {f"demo/{c}/{i}.jpg": _jpeg(i) for c in "ab" for i in range(4)}
+
+
+def test_a_bad_member_leaves_nothing_half_unpacked(cache, www):
+    folder, url = www
+    raw = bytearray(_zip(folder / "bad.zip", FILES8).read_bytes())
+    payload = FILES8["demo/b/2.jpg"]
+    at = bytes(raw).index(payload) + len(payload) // 2
+    raw[at] ^= 0xFF  # one flipped byte in a member: Bad CRC-32 while unpacking
+    (folder / "bad.zip").write_bytes(bytes(raw))
+    spec = _spec(url, "bad.zip", {"a": 4, "b": 4})
+    for _ in range(2):  # the second call must not find a partial folder and return it
+        with pytest.raises(data.DataError, match="is damaged .*nothing was kept unpacked"):
+            data.fetch(spec)
+        assert not (cache / "datasets" / "bad_extracted").exists()
+        assert not list((cache / "datasets").glob(".*.tmp"))
+
+
+def test_a_full_disk_while_unpacking_leaves_nothing_and_keeps_the_archive(cache, www, monkeypatch):
+    folder, url = www
+    _zip(folder / "demo.zip", FILES8)
+    real = zipfile.ZipFile._extract_member
+    calls = []
+
+    def fill_up(self, member, *args):
+        calls.append(member)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, member, *args)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_extract_member", fill_up)
+    spec = _spec(url, "demo.zip", {"a": 4, "b": 4})
+    with pytest.raises(data.DataError, match="No space left on device. Nothing was left half"):
+        data.fetch(spec)
+    assert not (cache / "datasets" / "demo_extracted").exists()
+    assert (cache / "datasets" / "demo.zip").exists(), "the download is kept for the next try"
+    monkeypatch.setattr(zipfile.ZipFile, "_extract_member", real)
+    assert len(data.files_under(data.fetch(spec))) == 8  # space again: complete, from the archive
+
+
+def test_a_partial_folder_left_by_an_earlier_unpack_is_caught(cache, www):
+    folder, url = www
+    _zip(folder / "demo.zip", FILES8)
+    spec = _spec(url, "demo.zip", {"a": 4, "b": 4})
+    root = data.fetch(spec)
+    (root / "b" / "3.jpg").unlink()  # what Keras' own extract=True leaves after a failure
+    with pytest.raises(data.DataError, match=r"incomplete or altered: b/ has 3 files where demo"):
+        data.fetch(spec)
+
+
+def test_archives_that_expand_too_far_or_escape_are_refused(cache, www):
+    folder, url = www
+    _zip(folder / "big.zip", {"demo/a/zeros.bin": bytes(3_000_000)})
+    with pytest.raises(data.DataError, match="would unpack to 3 MB, more than the 1 MB"):
+        data.fetch(_spec(url, "big.zip", {"a": 1}, max_unpacked_mb=1))
+    _zip(folder / "escape.zip", {"demo/a/0.jpg": b"x", "../outside.txt": b"x"})
+    with pytest.raises(data.DataError, match="a link or a path outside its folder"):
+        data.fetch(_spec(url, "escape.zip", {"a": 1}))
+    with tarfile.open(folder / "link.tgz", "w:gz") as t:
+        info = tarfile.TarInfo("demo/a/link.jpg")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        t.addfile(info)
+    with pytest.raises(data.DataError, match="a link or a path outside its folder"):
+        data.fetch(_spec(url, "link.tgz", {"a": 1}))
+    assert not (cache / "tmp" / "outside.txt").exists()
+    assert not [p for p in (cache / "datasets").iterdir() if p.is_dir()], "nothing unpacked"
+
+
+def test_every_registered_dataset_can_be_checked():
+    for spec in data.DATASETS.values():
+        assert spec.folder_sha256 or spec.counts, f"{spec.name}: nothing to check a copy against"
+        assert spec.max_unpacked_mb > 0 and spec.url.startswith("https://")
+
+
+def test_flower_photos_upstream_layout_goes_through_fetch_and_load(cache, www, monkeypatch):
+    folder, url = www
+    classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    with tarfile.open(folder / "flower_photos.tgz", "w:gz") as t:
+        for name, payload in [("flower_photos/LICENSE.txt", b"CC-BY")] + [
+                (f"flower_photos/{c}/{i}.jpg", _jpeg(i)) for c in classes for i in range(5)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+    real = data.DATASETS["flower_photos"]
+    spec = dataclasses.replace(real, url=f"{url}/flower_photos.tgz", counts=dict.fromkeys(
+        classes, 5))
+    monkeypatch.setitem(data.DATASETS, "flower_photos", spec)
+    train, val = data.load_train_val("flower_photos", 32)
+    assert train.class_names == classes and len(train) + len(val) == 25
+    assert (cache / "datasets" / real.path / "LICENSE.txt").exists()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_pacs_subset_is_cut_from_the_upstream_pacs_archive(cache, www, monkeypatch):
+    """A connected machine without shared/: the full archive, laid out like upstream's,
+    yields the subset with the published folder hash."""
+    folder, url = www
+    shared = SHARED / "domains" / "pacs_subset"
+    members = {f"Homework3-PACS-{COMMIT}/PACS/{p.relative_to(shared)}": p.read_bytes()
+               for p in data.files_under(shared)}
+    for domain in ["art_painting", "cartoon", "photo", "sketch"]:  # files the subset skips
+        members[f"Homework3-PACS-{COMMIT}/PACS/{domain}/dog/zz_extra.jpg"] = _jpeg(1)
+    members[f"Homework3-PACS-{COMMIT}/README.md"] = b"PACS"
+    _zip(folder / f"{COMMIT}.zip", members)
+    full = dataclasses.replace(data.DATASETS["pacs"], url=f"{url}/{COMMIT}.zip",
+                               counts=dict.fromkeys(["art_painting", "cartoon", "photo",
+                                                     "sketch"], 281))
+    monkeypatch.setitem(data.DATASETS, "pacs", full)
+    subset = data.fetch("pacs_subset")
+    assert data.folder_sha256(subset) == data.DATASETS["pacs_subset"].folder_sha256
+    train, val = data.load_train_val(subset / "sketch", 32)
+    assert len(train.class_names) == 7 and len(train) + len(val) == 280
+
+
+def test_pacs_subset_offline_says_both_ways_to_get_it(cache, monkeypatch):
+    full = dataclasses.replace(data.DATASETS["pacs"], url="http://127.0.0.1:9/pacs.zip")
+    monkeypatch.setitem(data.DATASETS, "pacs", full)
+    with pytest.raises(data.DataError) as err:
+        data.fetch("pacs_subset")
+    assert "http://127.0.0.1:9/pacs.zip" in str(err.value)
+    assert "shared/data/domains/pacs_subset" in str(err.value)
+
+
+def _cache_with_weights(cache: Path, payload: bytes) -> Path:
+    path = cache / "models" / "mobilenet_2_5_224_tf_no_top.h5"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(payload)
+    return path
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_a_truncated_weights_file_is_named_and_offline_cache_repairs_it(cache):
+    good = (SHARED / "keras" / "models" / "mobilenet_2_5_224_tf_no_top.h5").read_bytes()
+    path = _cache_with_weights(cache, good[: len(good) // 2])
+    with pytest.raises(data.DataError) as err:
+        backbones.load_backbone("mobilenet_025", 224)
+    assert str(path) in str(err.value) and "offline-cache" in str(err.value)
+    root, repaired = data.build_offline_cache(SHARED, cache)
+    assert path in repaired and path.read_bytes() == good
+    assert data.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
+    assert backbones.load_backbone("mobilenet_025", 224).name == "backbone"
+
+
+def test_a_weights_file_without_a_checksum_must_open(cache):
+    name = backbones.weights_name("mobilenet_v2", 160)
+    assert not {"sha256", "md5"} & set(data.WEIGHTS[name])
+    path = cache / "models" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(data.DataError, match="not a readable HDF5 file"):
+        data.weights_file(name)
+
+
+def test_require_lists_every_missing_file_in_one_pass(cache, monkeypatch):
+    for name in ["pacs", "hymenoptera"]:
+        spec = dataclasses.replace(data.DATASETS[name], url=f"http://127.0.0.1:9/{name}.zip")
+        monkeypatch.setitem(data.DATASETS, name, spec)
+    monkeypatch.setitem(data.WEIGHTS, "w.h5", {"url": "http://127.0.0.1:9/w.h5"})
+    with pytest.raises(data.DataError) as err:
+        data.require(["hymenoptera", "pacs"], [], ["w.h5"])
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("3 of the files") and len(lines) == 4
+    assert all(line.startswith("- ") for line in lines[1:])
+
+
+@pytest.mark.parametrize("backbone", sorted(backbones.BACKBONES))
+def test_registry_weights_agree_with_keras_applications(backbone, monkeypatch):
+    """The URL and checksum Keras itself asks for, captured from its own get_file call."""
+    import keras
+
+    asked = {}
+
+    def capture(fname, origin, **kwargs):
+        asked.update(fname=fname, origin=origin, file_hash=kwargs.get("file_hash"))
+        raise InterruptedError
+
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", capture)
+    spec = backbones.BACKBONES[backbone]
+    for profile_size in sorted({spec.default_size, 224}):
+        with pytest.raises(InterruptedError):
+            getattr(keras.applications, spec.constructor)(
+                include_top=False, weights="imagenet",
+                input_shape=(profile_size, profile_size, 3), **spec.kwargs)
+        name = backbones.weights_name(backbone, profile_size)
+        assert asked["fname"] == name
+        entry = data.WEIGHTS.get(name)
+        if entry is not None:
+            assert entry["url"] == asked["origin"]
+            if asked["file_hash"]:  # Keras checks this file: so must the registry, alike
+                assert asked["file_hash"] in (entry.get("md5"), entry.get("sha256"))
+
+
+def test_the_registry_is_data_and_is_installed_with_the_package():
+    path = data.project_data("registry.json")
+    registry = json.loads(path.read_text(encoding="utf-8"))
+    assert set(registry["datasets"]) == set(data.DATASETS)
+    lines = data.project_data("pacs_subset.sha256").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1120 and all(len(line.split("  ")[0]) == 64 for line in lines)
+    digests = sorted(line.split("  ")[0] for line in lines)
+    joined = "".join(d + "\n" for d in digests).encode()
+    assert hashlib.sha256(joined).hexdigest() == data.DATASETS["pacs_subset"].folder_sha256
