@@ -161,7 +161,8 @@ def test_refuses_a_class_with_one_image_when_it_must_split(tmp_path):
 def test_refuses_train_without_val(tmp_path):
     for cls in ["red", "blue"]:
         write_good(tmp_path / "train", cls, 2)
-    assert "has a train/ folder but no val/ folder" in refusal(tmp_path)
+    assert "has train/ but needs a training folder and a validation (or test) folder" in (
+        refusal(tmp_path))
 
 
 def test_refuses_a_train_class_without_usable_image(tmp_path):

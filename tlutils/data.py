@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-DECODE_VERSION = 1  # bump when decode_image changes, so old decoded caches are not reused
+DECODE_VERSION = 2  # bump when decode_image changes, so old decoded caches are not reused
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -298,8 +299,9 @@ class ImageData:
 def decode_image(path: str | Path, size: int, min_side: int = 8) -> np.ndarray:
     """Open any image Pillow reads and return it as size x size RGB uint8.
 
-    Handles EXIF rotation, greyscale, palette, RGBA (on white) and CMYK; the centre is
-    cropped to a square, so nothing is squashed. Raises on unreadable or tiny images.
+    Handles EXIF rotation, greyscale, palette, RGBA (on white), CMYK and high bit depth
+    (see to_8bit); the centre is cropped to a square, so nothing is squashed. Raises on
+    unreadable or tiny images, and on pixel values whose scale cannot be known.
     """
     from PIL import Image, ImageOps
 
@@ -308,11 +310,33 @@ def decode_image(path: str | Path, size: int, min_side: int = 8) -> np.ndarray:
         im = ImageOps.exif_transpose(im)
         if min(im.size) < min_side:
             raise ValueError(f"too small ({im.size[0]}x{im.size[1]} pixels)")
+        im = to_8bit(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
         im = ImageOps.fit(im.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
+
+
+def to_8bit(im):
+    """High bit-depth greyscale (Pillow modes I;16, I, F) as 8-bit "L", scaled, not clipped:
+    16-bit values (0..65535) by 255/65535, floats in 0..1 by 255. 32-bit integers beyond
+    16 bits and floats outside 0..1 have no known scale: ValueError says so. Other modes
+    are returned unchanged."""
+    from PIL import Image
+
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    a = np.asarray(im, dtype=np.float64)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "F" and (lo < 0 or hi > 1):
+        raise ValueError(f"32-bit float pixels from {lo:g} to {hi:g}, not 0..1: their scale "
+                         "is unknown; save the image as 8 or 16 bit")
+    if im.mode != "F" and (lo < 0 or hi > 65535):
+        raise ValueError(f"32-bit integer pixels from {lo:g} to {hi:g}, beyond 16 bits: their "
+                         "scale is unknown; save the image as 8 or 16 bit")
+    scale = 255.0 if im.mode == "F" else 255.0 / 65535.0
+    return Image.fromarray(np.round(a * scale).astype(np.uint8), "L")
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -377,11 +401,17 @@ def _decode_folder(root: Path, size: int, class_names: list[str]) -> ImageData:
 
 
 def _fingerprint(root: Path, size: int) -> str:
-    h = hashlib.sha1(f"{root.resolve()}|{size}|{DECODE_VERSION}".encode())
+    h = hashlib.sha1(os.fsencode(f"{root.resolve()}|{size}|{DECODE_VERSION}"))
     for p in files_under(root):  # the files the loader reads, through symbolic links too
-        st = p.stat()
-        h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+        st = p.stat()  # names as bytes: an old Windows zip's non-UTF-8 names hash too
+        h.update(os.fsencode(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}"))
     return h.hexdigest()[:16]
+
+
+def _slug(name: str, limit: int = 40) -> str:
+    """A short, portable stand-in for a folder name inside a cache file name (the content key
+    beside it keeps it unique): any length, any encoding."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:limit] or "folder"
 
 
 def _read_decoded(path: Path) -> dict:
@@ -399,9 +429,9 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
     if not root.is_dir():
         raise DataError(f"{root} is not a folder.")
     class_names = class_names or list(list_class_folder(root))
-    names_key = hashlib.sha1("|".join(class_names).encode()).hexdigest()[:6]
+    names_key = hashlib.sha1(os.fsencode("|".join(class_names))).hexdigest()[:6]
     key = f"{_fingerprint(root, size)}-{names_key}"
-    npz = cache_root() / "tlutils" / "decoded" / f"{root.name}-{size}-{key}.npz"
+    npz = cache_root() / "tlutils" / "decoded" / f"{_slug(root.name)}-{size}-{key}.npz"
     z = load_cached(npz, _read_decoded) if cache else None
     if z is not None:
         skipped = [tuple(s) for s in z["skipped"].tolist()]
@@ -415,16 +445,64 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
     return data
 
 
+SPLIT_NAMES = {  # folder names (any case) that mean a split, not a class
+    "train": {"train", "training", "train_set", "training_set", "trainset", "trainingset"},
+    "val": {"val", "valid", "validation", "val_set", "validation_set", "valset", "dev"},
+    "test": {"test", "testing", "test_set", "testset"},
+}
+
+
+def find_splits(root: Path) -> dict[str, Path]:
+    """The split folders of root by their usual names in any case (train/, Train/, Val/,
+    training_set/, test_set/, ...): {"train": path, "val": path}, with test/ standing in for
+    a missing val/. {} when root holds class folders only. One ambiguous layout (splits
+    beside class folders, a split twice, a split alone) raises DataError in one sentence.
+    Explained in 06_your_own_data."""
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    kinds = {d: next((k for k, names in SPLIT_NAMES.items() if d.name.lower() in names), None)
+             for d in folders}
+    splits = [d for d in folders if kinds[d]]
+    if not splits:
+        return {}
+    others = [d.name + "/" for d in folders if not kinds[d]]
+    if others:
+        raise DataError(f"{root} mixes split folders ({', '.join(d.name + '/' for d in splits)})"
+                        f" with other folders ({', '.join(others[:3])}): put every class "
+                        "folder inside the splits, or the splits' classes in one folder.")
+    found: dict[str, Path] = {}
+    for d in splits:
+        if kinds[d] in found:
+            raise DataError(f"{root} has two {kinds[d]} folders ({found[kinds[d]].name}/ and "
+                            f"{d.name}/); keep one.")
+        found[kinds[d]] = _unnest(d)
+    held_out = found.get("val") or found.get("test")
+    if "train" not in found or held_out is None:
+        names = " and ".join(d.name + "/" for d in splits)
+        raise DataError(f"{root} has {names} but needs a training folder and a validation "
+                        "(or test) folder, each with one sub-folder per class.")
+    return {"train": found["train"], "val": held_out}
+
+
+def _unnest(split: Path) -> Path:
+    """training_set/training_set/cats -> training_set/training_set (Kaggle's double folder)."""
+    inner = [d for d in split.iterdir() if not d.name.startswith(".")]
+    if len(inner) == 1 and inner[0].is_dir() and inner[0].name.lower() == split.name.lower():
+        return inner[0]
+    return split
+
+
 def load_train_val(source: str | Path, size: int, val_fraction: float = 0.2,
                    seed: int = 0) -> tuple[ImageData, ImageData]:
     """Train and validation sets from a registered dataset name or a folder.
 
-    Uses `train/` and `val/` when the folder has them; otherwise a stratified split.
+    Uses its split folders when it has them (find_splits: train/ and val/, Train/ and
+    Val/, training_set/ and test_set/, ...); otherwise a stratified split.
     """
     root = fetch(source) if str(source) in DATASETS else Path(source)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        train = load_image_folder(root / "train", size)
-        return train, load_image_folder(root / "val", size, class_names=train.class_names)
+    splits = find_splits(root) if root.is_dir() else {}
+    if splits:
+        train = load_image_folder(splits["train"], size)
+        return train, load_image_folder(splits["val"], size, class_names=train.class_names)
     data = load_image_folder(root, size)
     train_idx, val_idx = stratified_split(data.y, val_fraction, seed)
     train, val = data.take(train_idx), data.take(val_idx)

@@ -6,12 +6,13 @@ Explained in 06_your_own_data.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import DataError, decode_image, list_class_folder
+from tlutils.data import DataError, decode_image, find_splits, list_class_folder
 
 CHECK_SIZE = 32  # decode size for checking: small and fast (JPEG draft mode), same failures
 HUGE_SIDE = 4000  # images with a longer side are reported as huge (still usable)
@@ -71,8 +72,11 @@ def check_image(path: str | Path, min_side: int = 8) -> ImageCheck:
 
 def _conversions(info: ImageCheck, orientation: int, transparent: bool) -> list[str]:
     notes = []
-    if info.mode in ("1", "L", "LA", "I", "I;16", "F"):
+    if info.mode in ("1", "L", "LA"):
         notes.append(f"greyscale ({info.mode}) to RGB")
+    if info.mode in ("I", "F") or info.mode.startswith("I;16"):
+        depth = "32-bit float" if info.mode == "F" else "high bit-depth"
+        notes.append(f"{depth} greyscale ({info.mode}) scaled to 8 bits, then RGB")
     if info.mode == "P":
         notes.append("palette to RGB")
     if info.mode == "CMYK":
@@ -84,6 +88,14 @@ def _conversions(info: ImageCheck, orientation: int, transparent: bool) -> list[
     if max(info.size) > HUGE_SIDE:
         notes.append(f"huge ({info.size[0]}x{info.size[1]}), downscaled")
     return notes
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # a name that was not UTF-8 on disk holds lone surrogates
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _first_line(err: Exception) -> str:
@@ -169,27 +181,35 @@ def validate_folder(path: str | Path, min_side: int = 8) -> FolderReport:
         raise FolderError(f"{root} does not exist; {where}.")
     if not root.is_dir():
         raise FolderError(f"{root} is a file, not a folder; {where}.")
-    has = {s: (root / s).is_dir() for s in ("train", "val")}
-    if has["train"] != has["val"]:
-        there, missing = ("train", "val") if has["train"] else ("val", "train")
-        raise FolderError(f"{root} has a {there}/ folder but no {missing}/ folder; add {missing}/ "
-                          f"with the same class sub-folders, or put the class folders in {root}.")
-    splits = ["train", "val"] if has["train"] else ["images"]
-    files = {s: list_class_folder(root / s if s != "images" else root) for s in splits}
+    try:
+        found = find_splits(root)  # train/ and val/, Train/ and Val/, training_set/ ...
+    except DataError as err:
+        raise FolderError(str(err)) from None
+    dirs = found or {"images": root}
+    splits = list(dirs)
+    files = {s: list_class_folder(d) for s, d in dirs.items()}
     class_names = list(files[splits[0]])
     if len(class_names) < 2:
-        found = f" (found only {class_names[0]!r})" if class_names else ""
-        inside = f"{root / 'train'}" if has["train"] else f"{root}"
-        raise FolderError(f"{inside} needs at least two class sub-folders with images{found}; "
-                          f"put each class's images in a sub-folder named after the class.")
-    report = FolderReport(root, "train/ and val/" if has["train"] else "one folder", class_names,
+        found_one = f" (found only {class_names[0]!r})" if class_names else ""
+        raise FolderError(f"{dirs[splits[0]]} needs at least two class sub-folders with "
+                          f"images{found_one}; put each class's images in a sub-folder named "
+                          "after the class.")
+    not_utf8 = [c for c in class_names if not _is_utf8(c)]
+    if not_utf8:
+        raise FolderError(f"The class folder {os.fsencode(not_utf8[0])!r} in {dirs[splits[0]]} "
+                          "has a name that is not UTF-8 (an old Windows zip?); rename it, so "
+                          "that the labels file can hold it.")
+    layout = " and ".join(f"{d.relative_to(root).as_posix()}/" for d in dirs.values()) \
+        if found else "one folder"
+    report = FolderReport(root, layout, class_names,
                           {c: dict.fromkeys(splits, 0) for c in class_names}, [], [],
-                          np.zeros((0, 2), int), Counter(), _ignored(root, splits), [])
+                          np.zeros((0, 2), int), Counter(), _ignored(root, dirs), [])
     sizes = []
     for split in splits:
         for cls, paths in files[split].items():
             if cls not in report.counts:
-                report.warnings.append(f"val/{cls}/ has no matching train/{cls}/ and is ignored")
+                report.warnings.append(f"{dirs[split].name}/{cls}/ has no matching "
+                                       f"{dirs[splits[0]].name}/{cls}/ and is ignored")
                 continue
             for p in paths:
                 check, rel = check_image(p, min_side), p.relative_to(root).as_posix()
@@ -202,28 +222,31 @@ def validate_folder(path: str | Path, min_side: int = 8) -> FolderReport:
                 if check.notes:
                     report.converted.append((rel, ", ".join(check.notes)))
     report.sizes = np.array(sizes, dtype=int).reshape(-1, 2)
-    _refuse_unusable(report, splits)
+    _refuse_unusable(report, dirs)
     return report
 
 
-def _ignored(root: Path, splits: list[str]) -> list[str]:
-    """Entries the loader never reads: loose files, and with train/ and val/ other folders."""
-    folders = [root] + ([root / s for s in splits] if splits != ["images"] else [])
+def _ignored(root: Path, dirs: dict[str, Path]) -> list[str]:
+    """Entries the loader never reads: loose files, and with split folders other folders."""
+    split = "images" not in dirs
+    folders = [root] + (list(dirs.values()) if split else [])
     out = [p for f in folders for p in sorted(f.iterdir()) if p.is_file()]
-    if splits != ["images"]:
-        out += [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in splits]
+    if split:
+        used = {d.relative_to(root).parts[0] for d in dirs.values()}
+        out += [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in used]
     return [p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in out
             if not p.name.startswith(".")]
 
 
-def _refuse_unusable(report: FolderReport, splits: list[str]) -> None:
+def _refuse_unusable(report: FolderReport, dirs: dict[str, Path]) -> None:
     """Raise FolderError for a class without usable images or a split with nothing left."""
-    first = splits[0]
+    first = next(iter(dirs))
+    base = dirs[first].relative_to(report.root).as_posix()
     for cls in report.class_names:
         n = report.counts[cls][first]
-        inside = f" in {first}/" if first != "images" else ""
+        inside = f" in {base}/" if first != "images" else ""
         if n == 0:
-            prefix = f"{first}/{cls}/" if first != "images" else f"{cls}/"
+            prefix = f"{base}/{cls}/" if first != "images" else f"{cls}/"
             bad = [f"{p}: {why}" for p, why in report.skipped if p.startswith(prefix)]
             why = (f"all {len(bad)} of its files were skipped ({'; '.join(bad[:3])}"
                    f"{'; ...' if len(bad) > 3 else ''})" if bad else "its folder is empty")
@@ -232,9 +255,10 @@ def _refuse_unusable(report: FolderReport, splits: list[str]) -> None:
         if first == "images" and n == 1:
             raise FolderError(f"Class {cls!r} has only one usable image; put at least two in "
                               f"each class, so that one can go to the validation split.")
-    if "val" in splits:
+    if "val" in dirs:
+        val = dirs["val"].relative_to(report.root).as_posix()
         if sum(report.counts[c]["val"] for c in report.class_names) == 0:
-            raise FolderError(f"{report.root / 'val'} has no usable image; put some images of "
-                              f"each class in val/<class>/.")
-        report.warnings += [f"class {c!r} has no usable image in val/, so validation cannot "
+            raise FolderError(f"{dirs['val']} has no usable image; put some images of "
+                              f"each class in {val}/<class>/.")
+        report.warnings += [f"class {c!r} has no usable image in {val}/, so validation cannot "
                             "measure it" for c in report.class_names if not report.counts[c]["val"]]
