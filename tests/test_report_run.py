@@ -74,6 +74,33 @@ def test_unknown_parameters_are_refused_with_the_valid_names(tmp_path, monkeypat
     assert not (tmp_path / "build" / "cpu" / "notebooks").exists(), "nothing ran"
 
 
+def test_a_parameter_of_the_wrong_type_stops_the_run_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    nb = _notebook(tmp_path / "t.ipynb", "raise SystemExit('training would start here')")
+    assert run.run_all([nb], "cpu", run.parse_params(["X=abc"])) == 1
+    fail = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert "ParameterError: X='abc' is of type str, but this notebook's X is of type int " \
+        "(default 1)." in fail[0]
+    assert run.checked("LR", 0.001, 1) == 1.0 and isinstance(run.checked("LR", 0.001, 1), float)
+    assert run.checked("SHOTS", [2, None], (4,)) == (4,) and run.checked("D", None, "x") == "x"
+    with pytest.raises(run.ParameterError, match="is of type bool"):
+        run.checked("EPOCHS", 3, True)
+
+
+def test_relative_paths_mean_where_the_command_was_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run.parse_params(["DATA_DIR=photos", "NEW_IMAGE=a/b.jpg", "NAME=photos"]) == {
+        "DATA_DIR": str(tmp_path / "photos"), "NEW_IMAGE": str(tmp_path / "a" / "b.jpg"),
+        "NAME": "photos"}
+    monkeypatch.setenv("TLU_BUILD_DIR", "build")
+    monkeypatch.setenv("KERAS_HOME", "my-cache")
+    nb = _notebook(tmp_path / "t.ipynb", "print(os.environ['KERAS_HOME'], os.getcwd())")
+    out, error = run.execute(nb, "cpu")
+    assert error is None and out == tmp_path / "build" / "cpu" / "notebooks" / "t.ipynb"
+    printed = nbformat.read(out, as_version=4).cells[1].outputs[0]["text"].split()
+    assert printed == [str(tmp_path / "my-cache"), str(tmp_path)]
+
+
 def test_each_notebook_gets_the_parameters_it_defines(tmp_path, monkeypatch):
     monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
     a = _notebook(tmp_path / "a.ipynb", "assert X == 7, X")

@@ -21,7 +21,7 @@ def repo_root(start: Path | None = None) -> Path | None:
 def build_dir(profile: str) -> Path:
     """build/<profile>/ in the checkout ($TLU_BUILD_DIR/<profile> if set)."""
     base = os.environ.get("TLU_BUILD_DIR")
-    root = Path(base) if base else (repo_root() or Path.cwd()) / "build"
+    root = Path(base).expanduser().absolute() if base else (repo_root() or Path.cwd()) / "build"
     return root / profile
 
 

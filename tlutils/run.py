@@ -14,9 +14,13 @@ from pathlib import Path
 
 from tlutils.report import aggregate, build_dir, headline, repo_root
 
+PATH_PARAMETER = re.compile(r"_(DIR|PATH|FILE|IMAGE)$")  # DATA_DIR, NEW_IMAGE: a path
+
 
 def parse_params(pairs: list[str]) -> dict:
-    """["EPOCHS=3", "DATA_DIR=/x"] -> {"EPOCHS": 3, "DATA_DIR": "/x"} (Python literals kept)."""
+    """["EPOCHS=3", "DATA_DIR=x"] -> {"EPOCHS": 3, "DATA_DIR": "/where/you/typed/x"}: Python
+    literals kept, and a relative path (a name ending in _DIR, _PATH, _FILE or _IMAGE) made
+    absolute against the folder the command was typed in, not the notebook's."""
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -26,7 +30,31 @@ def parse_params(pairs: list[str]) -> dict:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             params[key] = value
+        if PATH_PARAMETER.search(key) and isinstance(params[key], str) and params[key]:
+            params[key] = str(Path(params[key]).expanduser().absolute())
     return params
+
+
+class ParameterError(ValueError):
+    """A -p value whose type does not fit the notebook's parameter; shown as one line."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows the sentence, not a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+def checked(name: str, default, value):
+    """`value` for a parameter whose notebook default is `default`, or ParameterError when
+    its type does not fit. The injected cell calls it in the kernel, right after the
+    parameters cell, so a mistyped -p stops the run before any training."""
+    if default is None or value is None:  # None means "not set": any value may replace it
+        return value
+    fits = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
+            list: (list, tuple), tuple: (list, tuple)}.get(type(default), (type(default),))
+    if isinstance(value, fits) and (isinstance(value, bool) == isinstance(default, bool)):
+        return float(value) if isinstance(default, float) else value
+    raise ParameterError(f"{name}={value!r} is of type {type(value).__name__}, but this "
+                         f"notebook's {name} is of type {type(default).__name__} (default "
+                         f"{default!r}).")
 
 
 def parameter_names(nb) -> set[str]:
@@ -54,8 +82,9 @@ def inject_parameters(nb, params: dict) -> None:
         raise ValueError(f"Unknown parameter {', '.join(unknown)}: this notebook's parameters "
                          f"are {', '.join(sorted(known))}.")
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    source = "# Parameters injected by tlutils.run\n"
-    source += "".join(f"{k} = {v!r}\n" for k, v in params.items())
+    source = "# Parameters injected by tlutils.run; checked() refuses a value of the wrong type\n"
+    source += "from tlutils.run import checked as _checked\n\n"
+    source += "".join(f"{k} = _checked({k!r}, {k}, {v!r})\n" for k, v in params.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(tagged[0] + 1, cell)
 
@@ -76,7 +105,8 @@ def kernel_environment() -> dict[str, str]:
     """Environment variables for a notebook kernel that keeps compiled code's stderr out of
     the notebook (ipykernel's capture_fd_output=False): TensorFlow's C++ start-up lines go
     to the kernel's own stderr, which execute() keeps in a log file. Python warnings are
-    unaffected and still show in the notebook.
+    unaffected and still show in the notebook. A relative KERAS_HOME or TLU_BUILD_DIR is
+    made absolute, since the kernel starts in notebooks/.
     """
     profile_dir = build_dir("ipython") / "profile_default"
     profile_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +114,11 @@ def kernel_environment() -> dict[str, str]:
     text = "c.IPKernelApp.capture_fd_output = False\n"
     if not config.exists() or config.read_text() != text:
         config.write_text(text)
-    return {"IPYTHONDIR": str(profile_dir.parent)}
+    env = {"IPYTHONDIR": str(profile_dir.parent)}
+    for name in ("KERAS_HOME", "TLU_BUILD_DIR"):  # the kernel runs in notebooks/: a relative
+        if os.environ.get(name):  # folder means the one where the command was typed
+            env[name] = str(Path(os.environ[name]).expanduser().absolute())
+    return env
 
 
 def execute(notebook: str | Path, profile: str, params: dict | None = None,
