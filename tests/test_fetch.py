@@ -261,3 +261,38 @@ def test_the_registry_is_data_and_is_installed_with_the_package():
     digests = sorted(line.split("  ")[0] for line in lines)
     joined = "".join(d + "\n" for d in digests).encode()
     assert hashlib.sha256(joined).hexdigest() == data.DATASETS["pacs_subset"].folder_sha256
+
+
+def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "MANIFEST.md").parent.mkdir(parents=True)
+    (shared / "MANIFEST.md").write_text("test")
+    images = shared / "images" / "hymenoptera_data" / "train" / "ants"
+    images.mkdir(parents=True)
+    (images / "a.jpg").write_bytes(_jpeg(1))
+    root, repaired = data.build_offline_cache(shared, tmp_path / "cache")
+    copy = root / "datasets" / data.DATASETS["hymenoptera"].path
+    assert repaired == [] and (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
+    (copy / "train" / "ants" / "a.jpg").write_bytes(_jpeg(1)[:100])  # a cut copy
+    (copy / "train" / "ants" / ".DS_Store").write_bytes(b"finder")  # not a difference
+    assert data.build_offline_cache(shared, tmp_path / "cache")[1] == [copy]
+    assert (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
+    assert not list(copy.parent.glob(".*.tmp")), "no temporary folder left behind"
+
+
+def test_fetch_all_lists_everything_missing_in_one_pass(cache, monkeypatch, capsys):
+    from tlutils.__main__ import main
+
+    for name, spec in list(data.DATASETS.items()):
+        monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(
+            spec, url=f"http://127.0.0.1:9/{spec.archive_name}"))
+    for name, spec in list(data.FILES.items()):
+        monkeypatch.setitem(data.FILES, name, dataclasses.replace(
+            spec, urls=(f"http://127.0.0.1:9/{name}",)))
+    for name, spec in list(data.WEIGHTS.items()):
+        monkeypatch.setitem(data.WEIGHTS, name, {**spec, "url": f"http://127.0.0.1:9/{name}"})
+    assert main(["fetch", "--all"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    # hymenoptera, flower_photos, pacs, pacs_subset; 3 files; 3 weights files
+    assert lines[0] == "Error: 10 of the files this needs cannot be used:", lines[0]
+    assert len(lines) == 11 and all(line.startswith("- ") for line in lines[1:])

@@ -95,3 +95,19 @@ def test_runner_refuses_a_missing_folder_with_one_line(tmp_path, build, capsys):
     assert len(fail) == 1 and "06_your_own_data" in fail[0]
     assert (f"FolderError: {missing} does not exist; set DATA_DIR to a folder with one "
             "sub-folder per class.") in fail[0]
+
+
+def test_a_run_that_fails_its_check_keeps_the_previous_export(tmp_path, build):
+    """Two classes of the very same images: no model can beat the majority class, so the
+    Check fails after the export was written, and the last good export must survive."""
+    folder = tmp_path / "twins"
+    for cls in ["left", "right"]:
+        write_good(folder, cls, 8, seed=0)  # identical pixels in both classes
+    write_good(folder, "left", 4, seed=100)  # "left" is the majority class
+    previous = build / "export"
+    previous.mkdir(parents=True)
+    (previous / "labels.txt").write_text("the last good model\n")
+    out, error = run.execute(NOTEBOOK, "smoke", {"DATA_DIR": str(folder), **FAST})
+    assert error is not None and "should beat always answering the largest class" in error
+    assert (previous / "labels.txt").read_text() == "the last good model\n"
+    assert (build / "export.new" / "model.keras").exists(), "the failed attempt, to inspect"

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -213,3 +214,23 @@ def test_runner_command_line_mistakes_are_one_line(monkeypatch, capsys):
     assert main(["run", nb]) == 2
     err = capsys.readouterr().err
     assert err == "Error: Unknown profile 'bogus': choose one of smoke, cpu, gpu.\n"
+
+
+def test_ctrl_c_names_the_notebook_and_still_writes_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    good = _notebook(tmp_path / "good.ipynb",
+                     "from tlutils import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)")
+    slow = _notebook(tmp_path / "slow.ipynb", "print('never reached')")
+    real = run.execute
+
+    def interrupted(nb, *args, **kwargs):
+        if Path(nb).stem == "slow":
+            raise KeyboardInterrupt
+        return real(nb, *args, **kwargs)
+
+    monkeypatch.setattr(run, "execute", interrupted)
+    assert run.run_all([good, slow], "cpu", {}) == 1
+    assert "Interrupted during slow; the report lists what ran." in capsys.readouterr().out
+    report_md = (tmp_path / "build" / "cpu" / "report.md").read_text()
+    assert "| slow |" in report_md and "FAILED: interrupted (Ctrl-C)" in report_md
+    assert "| good |" in report_md

@@ -93,6 +93,7 @@ def _files() -> dict[str, FileSpec]:
 DATASETS: dict[str, DatasetSpec] = _datasets()
 FILES: dict[str, FileSpec] = _files()
 WEIGHTS: dict[str, dict] = _registry()["weights"]  # file name -> url, sha256 or md5, shared_copy
+DIGIT_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]  # load_mnist_t10k
 
 
 def cache_root() -> Path:
@@ -620,9 +621,10 @@ def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
     """
     import gzip
 
-    with gzip.open(fetch_file("t10k-images-idx3-ubyte.gz")) as f:
+    images, labels = DIGIT_FILES
+    with gzip.open(fetch_file(images)) as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(fetch_file("t10k-labels-idx1-ubyte.gz")) as f:
+    with gzip.open(fetch_file(labels)) as f:
         y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
     return x, y
 

@@ -102,6 +102,20 @@ def precision_policy(profile: Profile, capability: tuple[int, int] | None) -> st
     return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "mixed_float16"
 
 
+def where_it_runs(name: str) -> str:
+    """One line for a notebook's Setup: Keras, backend, device, profile and dtype policy
+    (call configure() first); without a GPU, what that means and how to get one on Colab.
+    Explained in 00_start_here."""
+    import keras
+
+    line = (f"Keras {keras.__version__}, backend {keras.backend.backend()}, on {device()}; "
+            f"profile {name}, dtype policy {keras.config.dtype_policy().name}")
+    if gpu_name() is None:
+        line += ("\nNo GPU here: the smoke and cpu profiles are sized for that. For the gpu "
+                 "profile on Colab, choose Runtime > Change runtime type > GPU, then run again.")
+    return line
+
+
 def configure(name: str) -> str:
     """Apply a profile's global Keras settings (the dtype policy); return the policy name.
 
