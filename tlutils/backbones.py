@@ -47,7 +47,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         ),
         BackboneSpec(
             "mobilenet_v2", "MobileNetV2", {"alpha": 1.0}, 160, 1 / 127.5, -1.0,
-            r"^(?:block_(\d+)_|(expanded_conv)_|(Conv_1|out_relu))",
+            r"^(?:block_(\d+)_|(expanded_conv)_|(Conv_1)|out_relu)",  # out_relu joins Conv_1
             "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
             (224, 96, 128, 160, 192),
