@@ -66,7 +66,7 @@ def test_good_download_with_checksum(cache, server):
 
 def test_checksum_mismatch_is_refused_and_removed(cache, server):
     url, _ = server
-    with pytest.raises(data.DataError, match="Could not download tiny from .*tiny.zip"):
+    with pytest.raises(data.DataError, match=r"Could not download tiny \(.*tiny.zip"):
         data.fetch(_spec(url, sha="0" * 64))
     assert not (cache / "datasets" / "tiny.zip").exists()
     assert not (cache / "datasets" / "tiny_extracted" / "tiny").exists()

@@ -122,6 +122,25 @@ def folder_sha256(folder: str | Path) -> str:
     return hashlib.sha256("".join(d + "\n" for d in digests).encode()).hexdigest()
 
 
+def download(fname: str, urls: list[str], subdir: str, file_hash: str | None = None) -> Path:
+    """keras.utils.get_file into <cache>/subdir from the first source that answers, checking
+    file_hash where one is known: $TLU_MIRROR/<fname> first when that is set (a workshop's
+    own server, e.g. `python3 -m http.server` in a folder of the files), then the upstream
+    URLs. Raises DataError with what each source said."""
+    import keras
+
+    mirror = os.environ.get("TLU_MIRROR", "").rstrip("/")
+    errors = []
+    for url in ([f"{mirror}/{fname}"] if mirror else []) + list(urls):
+        try:
+            return Path(keras.utils.get_file(fname=fname, origin=url, file_hash=file_hash,
+                                             cache_dir=str(cache_root()), cache_subdir=subdir))
+        except Exception as err:  # network failure, HTTP error or checksum mismatch
+            errors.append(f"{url}: {err}")
+    (cache_root() / subdir / fname).unlink(missing_ok=True)  # one that failed its checksum
+    raise DataError("; ".join(errors))
+
+
 def fetch(dataset: str | DatasetSpec, verify: bool = True) -> Path:
     """Return the unpacked dataset folder, downloading and unpacking it into the cache if
     needed. Unpacking is all or nothing, and the folder is checked against the registry, so a
@@ -162,8 +181,6 @@ def _top_folder(spec: DatasetSpec) -> Path:
 
 
 def _download_and_unpack(spec: DatasetSpec, target: Path) -> None:
-    import keras
-
     archive, top = cache_root() / "datasets" / spec.archive_name, _top_folder(spec)
     if top.exists():
         raise DataError(
@@ -172,13 +189,10 @@ def _download_and_unpack(spec: DatasetSpec, target: Path) -> None:
             f"{spec.layout}."
         )
     try:
-        keras.utils.get_file(fname=spec.archive_name, origin=spec.url,
-                             file_hash=spec.archive_sha256, cache_dir=str(cache_root()),
-                             cache_subdir="datasets")
-    except Exception as err:  # network failure, HTTP error or checksum mismatch
-        archive.unlink(missing_ok=True)
+        download(spec.archive_name, [spec.url], "datasets", spec.archive_sha256)
+    except DataError as err:
         raise DataError(
-            f"Could not download {spec.name} from {spec.url} ({err}). Download it "
+            f"Could not download {spec.name} ({err}). Download it "
             f"yourself and unpack it so that {target} holds {spec.layout}."
         ) from None
     unpack(archive, top, spec.max_unpacked_mb * 10**6)
@@ -539,38 +553,26 @@ def fetch_file(name: str) -> Path:
     Offline, with the file missing, the error names the URL and where to put the file.
     The digit loaders (load_mnist_t10k, load_usps) read their files through it.
     """
-    import keras
-
     spec = FILES[name]
     target = cache_root() / "datasets" / spec.folder / spec.name
-    errors = []
-    for url in spec.urls:
-        try:
-            return Path(keras.utils.get_file(fname=spec.name, origin=url, file_hash=spec.sha256,
-                                             cache_dir=str(cache_root()),
-                                             cache_subdir=f"datasets/{spec.folder}"))
-        except Exception as err:  # network failure, HTTP error or checksum mismatch
-            errors.append(f"{url}: {err}")
-    target.unlink(missing_ok=True)  # a download that failed its checksum
-    raise DataError(
-        f"Could not download {name} ({'; '.join(errors)}). Download {spec.urls[0]} yourself "
-        f"and put it at {target} (sha256 {spec.sha256})."
-    )
+    try:
+        return download(spec.name, spec.urls, f"datasets/{spec.folder}", spec.sha256)
+    except DataError as err:
+        raise DataError(
+            f"Could not download {name} ({err}). Download {spec.urls[0]} yourself "
+            f"and put it at {target} (sha256 {spec.sha256})."
+        ) from None
 
 
 def weights_file(fname: str) -> Path:
     """A weights file in <cache>/models (where keras.applications looks), downloaded when
     missing and checked against data/registry.json: its checksum, or, where none is
     published, that it opens. A damaged file is named, with what to do."""
-    import keras
-
     spec, path = WEIGHTS.get(fname, {}), cache_root() / "models" / fname
     if not path.exists() and spec:
         try:
-            keras.utils.get_file(fname, spec["url"], cache_dir=str(cache_root()),
-                                 cache_subdir="models")
-        except Exception as err:  # network failure or HTTP error
-            path.unlink(missing_ok=True)
+            download(fname, [spec["url"]], "models")
+        except DataError as err:
             raise DataError(f"Could not get the weights file {fname} ({err}). Download "
                             f"{spec['url']} and put it in {path.parent}/.") from None
     problem = _weights_problem(path, spec) if path.exists() else None
