@@ -29,6 +29,15 @@ def pytest_configure(config):
         build_offline_cache(SHARED)
 
 
+@pytest.fixture(autouse=True)
+def _keras_home_unchanged():
+    """A test that points KERAS_HOME elsewhere without monkeypatch would send every later
+    test, and the notebooks' kernels, to its temporary cache."""
+    before = os.environ.get("KERAS_HOME")
+    yield
+    assert os.environ.get("KERAS_HOME") == before, "use monkeypatch.setenv for KERAS_HOME"
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked after_notebooks run last, once nbval has executed every notebook."""
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)

@@ -263,7 +263,7 @@ def test_the_registry_is_data_and_is_installed_with_the_package():
     assert hashlib.sha256(joined).hexdigest() == data.DATASETS["pacs_subset"].folder_sha256
 
 
-def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path):
+def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache):
     shared = tmp_path / "shared"
     (shared / "MANIFEST.md").parent.mkdir(parents=True)
     (shared / "MANIFEST.md").write_text("test")
