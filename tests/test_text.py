@@ -1,0 +1,71 @@
+"""tlutils.text (07_text_transfer): the SST-2 loader on bad lines, GloVe, the embedding matrix,
+and the transformer path through a local keras_hub preset (no download)."""
+
+import numpy as np
+import pytest
+
+from tlutils import data, text
+
+
+def test_labelled_lines_survive_empty_lines_and_non_ascii(tmp_path):
+    path = tmp_path / "reviews.txt"
+    path.write_bytes("1 a café-set charmer , naïve and warm\n\n   \n0 dull — très dull\n"
+                     .encode())
+    texts, labels = text.read_labelled_lines(path)
+    assert texts == ["a café-set charmer , naïve and warm", "dull — très dull"]
+    assert labels.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("bad", ["good movie", "2 an unknown label", "1", "positive great"])
+def test_a_malformed_line_is_refused_naming_the_file_and_line(tmp_path, bad):
+    path = tmp_path / "reviews.txt"
+    path.write_text(f"1 fine\n\n{bad}\n0 bad\n", encoding="utf-8")
+    with pytest.raises(data.DataError) as err:
+        text.read_labelled_lines(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}, line 3: expected a label 0..1") and "\n" not in message
+
+
+def _in_cache(name: str) -> bool:
+    spec = data.FILES[name]
+    return (data.cache_root() / "datasets" / spec.folder / spec.name).exists()
+
+
+@pytest.mark.skipif(not _in_cache(text.GLOVE_FILE), reason="text data not in the cache")
+def test_sst2_and_glove_load_with_the_published_sizes():
+    sizes = {split: len(text.load_sst2(split)[0]) for split in ["train", "dev", "test"]}
+    assert sizes == {"train": 6920, "dev": 872, "test": 1821}
+    words, vectors = text.load_glove()
+    assert len(words) == 10000 and vectors.shape == (10000, 50) and vectors.dtype == np.float32
+    assert words[:4] == ["the", ",", ".", "of"]
+    index = {w: i for i, w in enumerate(words)}
+    near = [w for w, _ in text.nearest(vectors[index["dog"]], vectors, words, 3, ("dog",))]
+    assert near == ["cat", "dogs", "horse"]  # as shared/data/MANIFEST.md records
+
+
+def test_embedding_matrix_and_mean_vectors():
+    words, vectors = ["good", "film"], np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+    vocab = ["", "[UNK]", "film", "zzz", "good"]
+    matrix, known = text.embedding_matrix(vocab, words, vectors)
+    assert known.tolist() == [False, False, True, False, True]
+    assert np.array_equal(matrix[2], [0, 2]) and np.array_equal(matrix[4], [1, 0])
+    assert not matrix[0].any(), "padding stays zero"
+    ids = np.array([[4, 2, 3, 0], [3, 0, 0, 0]])
+    means = text.mean_vectors(ids, matrix, known)
+    assert np.allclose(means[0], [0.5, 1.0]), "unknown words and padding left out"
+    assert np.allclose(means[1], [0, 0]), "a sentence without a known word"
+
+
+def test_the_transformer_path_loads_a_local_preset(tmp_path):
+    """The notebook's from_preset call on a tiny random BERT saved as a local preset."""
+    keras_hub = pytest.importorskip("keras_hub")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "bad", "film", "dull"]
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), num_layers=1,
+                                             num_heads=2, hidden_dim=8, intermediate_dim=16,
+                                             max_sequence_length=16)
+    backbone.save_to_preset(tmp_path / "tiny")
+    keras_hub.models.BertTokenizer(vocabulary=vocab).save_to_preset(tmp_path / "tiny")
+    sentences, labels = ["a good film", "a dull film", "good", "bad"] * 4, np.array([1, 0] * 8)
+    acc = text.fine_tune_transformer(str(tmp_path / "tiny"), sentences, labels, sentences[:4],
+                                     labels[:4], epochs=2, lr=1e-3, batch_size=4, seq_len=8)
+    assert acc in (0.0, 0.25, 0.5, 0.75, 1.0)
