@@ -91,7 +91,7 @@ def test_train_val_layout_counts_each_split_and_warns(tmp_path):
 def test_class_missing_from_val_is_a_warning(tmp_path):
     for cls in ["red", "blue"]:
         write_good(tmp_path / "train", cls, 3)
-    write_good(tmp_path / "val", "red", 2)
+    write_good(tmp_path / "val", "red", 2, seed=10)  # other pictures than train's
     r = folders.validate_folder(tmp_path)
     assert r.counts["blue"] == {"train": 3, "val": 0}
     assert r.warnings == ["class 'blue' has no usable image in val/, so validation cannot "

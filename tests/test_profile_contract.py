@@ -59,7 +59,7 @@ def test_profile_backbone_blocks_embeddings_and_a_training_step(name, policy):
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
-@pytest.mark.parametrize("name, policy", CASES[:3], indirect=["policy"])
+@pytest.mark.parametrize("name, policy", CASES, indirect=["policy"])
 def test_profile_model_saves_reloads_and_exports(name, policy, tmp_path):
     """As 06 does: .keras in safe mode, then a float32 copy to SavedModel and TFLite."""
     p = profiles.PROFILES[name]

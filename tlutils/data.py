@@ -17,12 +17,13 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-DECODE_VERSION = 2  # bump when decode_image changes, so old decoded caches are not reused
+DECODE_VERSION = 3  # bump when decode_image changes, so old decoded caches are not reused
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -290,16 +291,93 @@ def _build_subset(spec: DatasetSpec, target: Path) -> None:
         raise
 
 
+STREAM_ABOVE_MB = 1024  # decoded folders bigger than this stay on disk (06_your_own_data)
+
+
+class DiskImages:
+    """Decoded images (uint8, n x size x size x 3) that stay in their .npy cache file: x[i],
+    x[a:b] and x[indices] read just those rows, so memory does not grow with the folder.
+    The streaming path of 06_your_own_data; load_image_folder picks it for big folders."""
+
+    def __init__(self, path: str | Path, rows=None):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read(f)
+            self.offset = f.tell()
+        self.image_shape, self.dtype = tuple(shape[1:]), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.image_shape)) * self.dtype.itemsize
+        self.rows = np.arange(shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.image_shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self._read(self.rows[[key]])[0]
+        return self._read(self.rows[key])
+
+    def take(self, idx) -> DiskImages:
+        """A view of some rows, still on disk."""
+        return DiskImages(self.path, self.rows[np.asarray(idx)])
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("These images stay on disk: index them (x[a:b]) or feed a model "
+                        "with data.batches(...), rather than converting them all at once.")
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *self.image_shape), self.dtype)
+        with open(self.path, "rb", buffering=0) as f:
+            for j in np.argsort(rows, kind="stable"):  # in file order
+                f.seek(self.offset + int(rows[j]) * self.row_bytes)
+                f.readinto(memoryview(out[j]).cast("B"))
+        return out
+
+
+def batches(x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
+    """A keras.utils.PyDataset over x (an array or DiskImages) and optional labels: batches
+    read on demand, reshuffled each epoch when shuffle is set. Feeds fit() and predict()
+    on every backend (06_your_own_data)."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.order = 0, np.arange(len(x))
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(x) / batch_size))
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            return x[idx] if y is None else (x[idx], np.asarray(y)[idx])
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
+            self.epoch += 1
+
+    return Batches()
+
+
 @dataclasses.dataclass
 class ImageData:
-    """Decoded images (uint8, n x size x size x 3) with integer labels."""
+    """Decoded images (uint8, n x size x size x 3, in memory or DiskImages) with labels."""
 
-    x: np.ndarray
+    x: np.ndarray | DiskImages
     y: np.ndarray
     class_names: list[str]
     paths: list[str]
     skipped: list[tuple[str, str]]  # (path, reason) of files that could not be used
     key: str  # identifies the content; caches of derived data (features) use it
+    groups: np.ndarray | None = None  # content hash of each file: copies share one
 
     def __len__(self) -> int:
         return len(self.y)
@@ -308,7 +386,9 @@ class ImageData:
         idx = np.asarray(idx)
         key = hashlib.sha1(self.key.encode() + idx.tobytes()).hexdigest()[:16]
         paths = [self.paths[i] for i in idx]
-        return ImageData(self.x[idx], self.y[idx], self.class_names, paths, [], key)
+        groups = None if self.groups is None else self.groups[idx]
+        x = self.x.take(idx) if isinstance(self.x, DiskImages) else self.x[idx]
+        return ImageData(x, self.y[idx], self.class_names, paths, [], key, groups)
 
 
 def decode_image(path: str | Path, size: int, min_side: int = 8) -> np.ndarray:
@@ -398,21 +478,39 @@ def load_cached(path: Path, read: Callable):
         return None
 
 
-def _decode_folder(root: Path, size: int, class_names: list[str]) -> ImageData:
-    files = list_class_folder(root)
-    xs, ys, paths, skipped = [], [], [], []
-    for label, name in enumerate(class_names):
-        for path in files.get(name, []):
+def _decode_folder(root: Path, size: int, class_names: list[str], npy: Path) -> dict:
+    """Decode every file once, writing each image straight into npy, one row per file (a
+    skipped file's row stays zero), so that a big folder never sits in memory whole."""
+    found = list_class_folder(root)
+    files = [(label, p) for label, name in enumerate(class_names) for p in found.get(name, [])]
+    meta = {"y": [], "paths": [], "skipped": [], "groups": [], "valid": []}
+
+    def write(f):
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": (len(files), size, size, 3)})
+        for row, (label, path) in enumerate(files):
             try:
-                xs.append(decode_image(path, size))
+                image = decode_image(path, size)
             except Exception as err:  # unreadable, truncated, not an image, too small
                 reason = str(err) or type(err).__name__
-                skipped.append((str(path), reason.split("\n")[0][:120]))
+                meta["skipped"].append((str(path), reason.split("\n")[0][:120]))
+                f.write(bytes(size * size * 3))
                 continue
-            ys.append(label)
-            paths.append(str(path))
-    x = np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
-    return ImageData(x, np.array(ys, dtype=np.int64), class_names, paths, skipped, key="")
+            f.write(image.tobytes())
+            for k, v in zip(("y", "paths", "groups", "valid"),
+                            (label, str(path), content_id(path), row), strict=True):
+                meta[k].append(v)
+
+    save_atomic(npy, write)
+    arrays = {k: np.array(meta[k], np.int64) for k in ("y", "groups", "valid")}
+    return {**arrays, "paths": np.array(meta["paths"], dtype=str),
+            "skipped": np.array(meta["skipped"], dtype=str).reshape(-1, 2)}
+
+
+def content_id(path: str | Path) -> int:
+    """A 63-bit number from the file's bytes: byte-identical copies (a photo downloaded twice,
+    saved under another name or in another class) share it."""
+    return int.from_bytes(hashlib.sha256(Path(path).read_bytes()).digest()[:8], "big") >> 1
 
 
 def _fingerprint(root: Path, size: int) -> str:
@@ -429,35 +527,44 @@ def _slug(name: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:limit] or "folder"
 
 
-def _read_decoded(path: Path) -> dict:
+def _read_meta(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in ("x", "y", "paths", "skipped")}
+        meta = {k: z[k] for k in ("y", "paths", "skipped", "groups", "valid", "rows")}
+    npy = path.with_name(path.name.replace(".meta.npz", ".npy"))
+    images = DiskImages(npy)  # a cut or missing image file fails here: both are rebuilt
+    if len(images) != int(meta["rows"]) or npy.stat().st_size != (
+            images.offset + len(images) * images.row_bytes):
+        raise ValueError(f"{npy} is incomplete")
+    return meta
 
 
 def load_image_folder(root: str | Path, size: int, class_names: list[str] | None = None,
                       cache: bool = True) -> ImageData:
-    """Decode a one-sub-folder-per-class folder once, caching the arrays in the cache.
-
-    Files that cannot be used are skipped and listed in `.skipped`, never a crash later.
-    """
+    """Decode a one-sub-folder-per-class folder once into the cache (image by image, never
+    the whole folder in memory), and load it: into memory up to STREAM_ABOVE_MB, otherwise
+    as DiskImages read batch by batch (06_your_own_data). With cache=False it is decoded
+    again. Files that cannot be used are skipped and listed in `.skipped`, never a crash
+    later."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder.")
     class_names = class_names or list(list_class_folder(root))
     names_key = hashlib.sha1(os.fsencode("|".join(class_names))).hexdigest()[:6]
     key = f"{_fingerprint(root, size)}-{names_key}"
-    npz = cache_root() / "tlutils" / "decoded" / f"{_slug(root.name)}-{size}-{key}.npz"
-    z = load_cached(npz, _read_decoded) if cache else None
-    if z is not None:
-        skipped = [tuple(s) for s in z["skipped"].tolist()]
-        return ImageData(z["x"], z["y"], class_names, z["paths"].tolist(), skipped, key)
-    data = _decode_folder(root, size, class_names)
-    data.key = key
-    if cache:
-        skipped = np.array(data.skipped, dtype=str).reshape(-1, 2)
-        save_atomic(npz, lambda f: np.savez(f, x=data.x, y=data.y, skipped=skipped,
-                                            paths=np.array(data.paths, dtype=str)))
-    return data
+    stem = cache_root() / "tlutils" / "decoded" / f"{_slug(root.name)}-{size}-{key}"
+    npy, meta_path = stem.with_name(stem.name + ".npy"), stem.with_name(stem.name + ".meta.npz")
+    meta = load_cached(meta_path, _read_meta) if cache else None
+    if meta is None:
+        meta = _decode_folder(root, size, class_names, npy)
+        rows = len(meta["y"]) + len(meta["skipped"])
+        save_atomic(meta_path, lambda f: np.savez(f, rows=rows, **meta))
+    images = DiskImages(npy, meta["valid"])
+    if images.shape[0] * images.row_bytes <= STREAM_ABOVE_MB * 1e6:
+        everything = np.load(npy)
+        images = everything if len(meta["valid"]) == len(everything) else everything[meta["valid"]]
+    skipped = [tuple(s) for s in meta["skipped"].tolist()]
+    return ImageData(images, meta["y"], class_names, meta["paths"].tolist(), skipped, key,
+                     meta["groups"])
 
 
 SPLIT_NAMES = {  # folder names (any case) that mean a split, not a class
@@ -519,23 +626,33 @@ def load_train_val(source: str | Path, size: int, val_fraction: float = 0.2,
         train = load_image_folder(splits["train"], size)
         return train, load_image_folder(splits["val"], size, class_names=train.class_names)
     data = load_image_folder(root, size)
-    train_idx, val_idx = stratified_split(data.y, val_fraction, seed)
+    train_idx, val_idx = stratified_split(data.y, val_fraction, seed, data.groups)
     train, val = data.take(train_idx), data.take(val_idx)
     train.skipped = data.skipped
     return train, val
 
 
-def stratified_split(y: np.ndarray, val_fraction: float,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val) with each class split in the same proportion."""
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int = 0,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) with each class split in the same proportion.
+
+    With `groups` (data.content_id of each file), all copies of one file land on the same
+    side, so a copy in the validation set never has its twin in training. Explained in
+    06_your_own_data."""
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    groups = (np.arange(len(y)) if groups is None else np.asarray(groups)).tolist()
+    size = Counter(zip(groups, np.asarray(y).tolist(), strict=True))  # (group, class): files
+    side: dict[int, bool] = {}  # group -> in val
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         n_val = max(1, round(len(idx) * val_fraction)) if len(idx) > 1 else 0
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+        taken = 0
+        for i in idx:
+            if groups[i] not in side:
+                side[groups[i]] = taken < n_val
+                taken += size[(groups[i], int(c))]
+    in_val = np.array([side[g] for g in groups], dtype=bool)
+    return np.flatnonzero(~in_val).astype(np.int64), np.flatnonzero(in_val).astype(np.int64)
 
 
 def per_class_subset(y: np.ndarray, k: int | None, seed: int = 0) -> np.ndarray:

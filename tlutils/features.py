@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import ImageData, cache_root, load_cached, save_atomic
+from tlutils.data import DiskImages, ImageData, batches, cache_root, load_cached, save_atomic
 
 
 def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
@@ -37,6 +37,10 @@ def extract_features(data: ImageData, backbone: str, image_size: int,
         from tlutils.backbones import feature_extractor
 
         extractor = feature_extractor(backbone, image_size)
-    feats = extractor.predict(data.x, batch_size=batch_size, verbose=0).astype(np.float32)
+    if isinstance(data.x, DiskImages):  # a big folder: read from disk, batch by batch
+        feats = extractor.predict(batches(data.x, batch_size=batch_size), verbose=0)
+    else:
+        feats = extractor.predict(data.x, batch_size=batch_size, verbose=0)
+    feats = feats.astype(np.float32)
     save_atomic(path, lambda f: np.save(f, feats))
     return feats

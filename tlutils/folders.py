@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import DataError, decode_image, find_splits, list_class_folder
+from tlutils.data import DataError, content_id, decode_image, find_splits, list_class_folder
 
 CHECK_SIZE = 32  # decode size for checking: small and fast (JPEG draft mode), same failures
 HUGE_SIDE = 4000  # images with a longer side are reported as huge (still usable)
@@ -116,6 +116,8 @@ class FolderReport:
     modes: Counter  # Pillow mode -> usable images
     ignored: list[str]  # entries outside the class folders, relative to root
     warnings: list[str]
+    duplicates: list[list[str]] = dataclasses.field(default_factory=list)  # byte-identical
+    conflicts: list[list[str]] = dataclasses.field(default_factory=list)  # ... across classes
 
     @property
     def n_images(self) -> int:
@@ -162,6 +164,13 @@ class FolderReport:
             lines += [f"  {path}: {why}" for path, why in items[:max_listed]]
             if len(items) > max_listed:
                 lines.append(f"  ... and {len(items) - max_listed} more")
+        extra = sum(len(g) - 1 for g in self.duplicates)
+        lines.append(f"duplicates: {extra or 'none'}" + (
+            f" ({extra} files are byte-identical copies of another, in {len(self.duplicates)} "
+            f"groups; {len(self.conflicts)} groups span two classes)" if extra else ""))
+        lines += [f"  {' = '.join(g)}" for g in self.duplicates[:max_listed]]
+        if len(self.duplicates) > max_listed:
+            lines.append(f"  ... and {len(self.duplicates) - max_listed} more groups")
         if self.ignored:
             lines.append(f"ignored (outside the class folders): {', '.join(self.ignored)}")
         lines += [f"warning: {w}" for w in self.warnings]
@@ -204,7 +213,7 @@ def validate_folder(path: str | Path, min_side: int = 8) -> FolderReport:
     report = FolderReport(root, layout, class_names,
                           {c: dict.fromkeys(splits, 0) for c in class_names}, [], [],
                           np.zeros((0, 2), int), Counter(), _ignored(root, dirs), [])
-    sizes = []
+    sizes, copies = [], {}
     for split in splits:
         for cls, paths in files[split].items():
             if cls not in report.counts:
@@ -217,11 +226,19 @@ def validate_folder(path: str | Path, min_side: int = 8) -> FolderReport:
                     report.skipped.append((rel, check.problem))
                     continue
                 report.counts[cls][split] += 1
+                copies.setdefault(content_id(p), []).append((rel, cls, split))
                 report.modes[check.mode] += 1
                 sizes.append(check.size)
                 if check.notes:
                     report.converted.append((rel, ", ".join(check.notes)))
     report.sizes = np.array(sizes, dtype=int).reshape(-1, 2)
+    groups = [sorted(g) for g in copies.values() if len(g) > 1]
+    report.duplicates = sorted([rel for rel, _, _ in g] for g in groups)
+    report.conflicts = sorted([r for r, _, _ in g] for g in groups if len({c for _, c, _ in g}) > 1)
+    leaks = sum(1 for g in groups if len({s for _, _, s in g}) > 1)
+    if leaks:
+        report.warnings.append(f"{leaks} images in {dirs['val'].name}/ have a byte-identical copy "
+                               f"in {dirs['train'].name}/: validation then partly measures memory")
     _refuse_unusable(report, dirs)
     return report
 

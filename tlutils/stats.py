@@ -32,3 +32,18 @@ def cosine(a, b) -> np.ndarray:
     a = a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-12)
     b = b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-12)
     return np.sum(a * b, axis=-1)
+
+
+def nearest_cosine(a, b, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of a, the highest cosine similarity with any row of b and that row's
+    index, computed chunk by chunk, so memory stays at chunk x len(b). Near-duplicates
+    in 06_your_own_data."""
+    unit_b = np.asarray(b, dtype=np.float32)
+    unit_b = unit_b / (np.linalg.norm(unit_b, axis=1, keepdims=True) + 1e-12)
+    best, where = np.empty(len(a), np.float32), np.empty(len(a), np.int64)
+    for start in range(0, len(a), chunk):
+        part = np.asarray(a[start:start + chunk], dtype=np.float32)
+        sims = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-12)) @ unit_b.T
+        where[start:start + chunk] = sims.argmax(axis=1)
+        best[start:start + chunk] = sims.max(axis=1)
+    return best, where
