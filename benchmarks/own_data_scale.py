@@ -110,7 +110,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['folder']} | {r['n_images']} | {r['wall_s']} s | {r['peak_gb']:.2f} GB | "
-              f"{r['val_acc']} | {r['streamed']} | {r['duplicates']} |")
+              f"{r['val_acc']:.3f} | {r['streamed']} | {r['duplicates']} |")
 
 
 if __name__ == "__main__":
