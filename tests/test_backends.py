@@ -8,6 +8,9 @@ the notebook's own check holds.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 from tlutils import run
 
@@ -22,3 +25,25 @@ def test_notebook_01_on_jax(tmp_path, monkeypatch):
     recorded = json.loads(metrics_file.read_text())
     assert recorded["backend"] == "jax"
     assert recorded["metrics"]["fe_acc"] > recorded["metrics"]["scratch_acc"]
+
+
+def test_streamed_images_train_on_jax(tmp_path):
+    """06's streaming path (DiskImages read through data.batches) on the JAX backend."""
+    script = f"""
+import numpy as np, keras
+from tlutils import data
+np.save({str(tmp_path / "x.npy")!r}, np.random.default_rng(0).integers(0, 255, (20, 8, 8, 3),
+        dtype=np.uint8))
+x, y = data.DiskImages({str(tmp_path / "x.npy")!r}).take(np.arange(2, 18)), np.arange(16) % 2
+model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
+                          keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(data.batches(x, y, 4, shuffle=True), epochs=2, verbose=0)
+probs = model.predict(data.batches(x, batch_size=4), verbose=0)
+assert probs.shape == (16, 2), probs.shape
+print(keras.backend.backend())
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("jax")
