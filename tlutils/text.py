@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tlutils.data import DataError, fetch_file
+from tlutils.stats import cosine
 
 SST2_LABELS = ["negative", "positive"]
 GLOVE_FILE = "glove.6B.50d.10k.zip"
@@ -59,8 +60,7 @@ def load_glove() -> tuple[list[str], np.ndarray]:
 def nearest(query: np.ndarray, vectors: np.ndarray, words: list[str], k: int = 5,
             exclude: tuple[str, ...] = ()) -> list[tuple[str, float]]:
     """The k words whose vectors have the highest cosine similarity with query."""
-    unit = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12)
-    scores = unit @ (query / (np.linalg.norm(query) + 1e-12))
+    scores = cosine(vectors, query)
     order = [i for i in np.argsort(-scores) if words[i] not in exclude]
     return [(words[i], float(scores[i])) for i in order[:k]]
 
