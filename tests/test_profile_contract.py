@@ -1,5 +1,6 @@
 """Every profile's backbone, at its image size and random weights (no download), through every
-tlutils call the notebooks make, under each dtype policy the profile can get."""
+tlutils call the notebooks make, under each dtype policy the profile can get; the registry's
+other backbones (09_efficient_transfer) the same way at a small size."""
 
 import keras
 import numpy as np
@@ -10,6 +11,9 @@ from tlutils import backbones, profiles
 CASES = [("smoke", "float32"), ("cpu", "float32"),
          ("gpu", "mixed_float16"),  # Colab's T4 (compute capability 7.5)
          ("gpu", "mixed_bfloat16")]  # Ampere and newer
+# backbones no profile uses, at a small size (VGG16's smallest is 32)
+OTHERS = [("vgg16", 32), ("squeezenet_11", 64)]
+POLICIES = ["float32", "mixed_float16", "mixed_bfloat16"]
 
 
 @pytest.fixture
@@ -35,26 +39,36 @@ def test_the_profiles_use_the_policies_tested_here():
 @pytest.mark.parametrize("name, policy", CASES, indirect=["policy"])
 def test_profile_backbone_blocks_embeddings_and_a_training_step(name, policy):
     p = profiles.PROFILES[name]
-    x, y = _batch(p.image_size)
-    clf = backbones.build_classifier(p.backbone, 3, p.image_size, weights=None)
+    _blocks_embeddings_and_a_training_step(p.backbone, p.image_size, policy, min_blocks=8)
+
+
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+@pytest.mark.parametrize("backbone, size", OTHERS)
+def test_other_backbone_blocks_embeddings_and_a_training_step(backbone, size, policy):
+    _blocks_embeddings_and_a_training_step(backbone, size, policy, min_blocks=5)
+
+
+def _blocks_embeddings_and_a_training_step(backbone, size, policy, min_blocks):
+    x, y = _batch(size)
+    clf = backbones.build_classifier(backbone, 3, size, weights=None)
     base = backbones.backbone_of(clf)
     assert base.compute_dtype == keras.DTypePolicy(policy).compute_dtype
-    blocks = backbones.list_blocks(base, p.backbone)
-    assert len(blocks) >= 8, [b for b, _ in blocks]
+    blocks = backbones.list_blocks(base, backbone)
+    assert len(blocks) >= min_blocks, [b for b, _ in blocks]
     assert sum(len(layers) for _, layers in blocks) == len(base.layers) - 1, "every layer"
     bn = keras.layers.BatchNormalization
     empty = [b for b, layers in blocks
              if not any(layer.weights and not isinstance(layer, bn) for layer in layers)]
     assert not empty, f"blocks without weights to unfreeze: {empty}"
     head = backbones.count_trainable(clf)
-    one, two = (backbones.unfreeze_top(clf, p.backbone, k) for k in (1, 2))
+    one, two = (backbones.unfreeze_top(clf, backbone, k) for k in (1, 2))
     assert two > one > head
     assert not any(bn.trainable for bn in backbones.batchnorm_layers(base)), "BN stays frozen"
     emb = backbones.embedding_model(clf).predict(x, verbose=0)
     assert emb.dtype == np.float32 and emb.shape[0] == 4 and np.isfinite(emb).all()
     clf.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
     loss = clf.fit(x, y, batch_size=4, epochs=1, verbose=0).history["loss"][0]
-    assert np.isfinite(loss), f"{name} under {policy}: loss {loss}"
+    assert np.isfinite(loss), f"{backbone} under {policy}: loss {loss}"
     assert clf.predict(x, verbose=0).dtype == np.float32
 
 
@@ -63,9 +77,19 @@ def test_profile_backbone_blocks_embeddings_and_a_training_step(name, policy):
 def test_profile_model_saves_reloads_and_exports(name, policy, tmp_path):
     """As 06 does: .keras in safe mode, then a float32 copy to SavedModel and TFLite."""
     p = profiles.PROFILES[name]
-    x, _ = _batch(p.image_size)
-    clf = backbones.build_classifier(p.backbone, 3, p.image_size, weights=None)
-    backbones.unfreeze_top(clf, p.backbone, 1)
+    _saves_reloads_and_exports(p.backbone, p.image_size, tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+@pytest.mark.parametrize("backbone, size", OTHERS)
+def test_other_backbone_saves_reloads_and_exports(backbone, size, tmp_path):
+    _saves_reloads_and_exports(backbone, size, tmp_path)
+
+
+def _saves_reloads_and_exports(backbone, size, tmp_path):
+    x, _ = _batch(size)
+    clf = backbones.build_classifier(backbone, 3, size, weights=None)
+    backbones.unfreeze_top(clf, backbone, 1)
     probs = clf.predict(x, verbose=0)
     clf.save(tmp_path / "model.keras")
     back = keras.models.load_model(tmp_path / "model.keras", safe_mode=True, compile=False)
@@ -75,7 +99,7 @@ def test_profile_model_saves_reloads_and_exports(name, policy, tmp_path):
     import tensorflow as tf
 
     keras.config.set_dtype_policy("float32")
-    deploy = backbones.build_classifier(p.backbone, 3, p.image_size, weights=None)
+    deploy = backbones.build_classifier(backbone, 3, size, weights=None)
     deploy.set_weights(clf.get_weights())
     expected = deploy.predict(x, verbose=0)
     assert (expected.argmax(1) == probs.argmax(1)).mean() >= 0.75

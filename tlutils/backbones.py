@@ -1,13 +1,15 @@
 """Pretrained backbones: a registry, a classifier builder, and freezing by blocks.
 
 The classifier recipe is explained in 01_feature_extraction; blocks and
-`trainable` vs `training` in 02_partial_fine_tuning.
+`trainable` vs `training` in 02_partial_fine_tuning; SqueezeNet, VGG16 and caffe-style
+preprocessing in 09_efficient_transfer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,6 +30,8 @@ class BackboneSpec:
     block_pattern: str  # regex whose first group names a layer's block
     weights_url: str  # where keras.applications downloads the ImageNet weights from
     weights_sizes: tuple[int, ...]  # sizes with their own weights file; others use the first
+    builder: str | None = None  # not in keras.applications: a function here builds it
+    caffe: bool = False  # inputs RGB -> BGR minus the ImageNet mean (CaffePreprocess), no scale
 
     def weights_source(self, size: int) -> str:
         """The URL of the weights file Keras loads at this input size."""
@@ -58,6 +62,18 @@ BACKBONES: dict[str, BackboneSpec] = {
             "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
             (224,),
         ),
+        BackboneSpec(
+            "vgg16", "VGG16", {}, 224, None, 0.0, r"^block(\d)_",
+            "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            (224,), caffe=True,
+        ),
+        BackboneSpec(
+            "squeezenet_11", "SqueezeNet", {}, 227, None, 0.0, r"^(fire\d)_",
+            "https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
+            "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            (227,), builder="squeezenet_11", caffe=True,
+        ),
     ]
 }
 
@@ -72,16 +88,21 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
 
     The weights file is fetched and checked first (data.weights_file): offline with the
     file missing, or with a damaged file, the error names the file, its URL and folder.
+    A backbone with a `builder` (SqueezeNet) is built here and gets the file's path.
     """
     spec = BACKBONES[name]
-    build = getattr(keras.applications, spec.constructor)
+    build = globals()[spec.builder] if spec.builder else getattr(keras.applications,
+                                                                 spec.constructor)
     shape = (image_size, image_size, 3)
     url = spec.weights_source(image_size)
     fname = weights_name(name, image_size)
     if weights == "imagenet":
         path = weights_file(fname)
+    source = path if spec.builder and weights == "imagenet" else weights
     try:
-        base = build(include_top=False, weights=weights, input_shape=shape, **spec.kwargs)
+        base = build(include_top=False, weights=source, input_shape=shape, **spec.kwargs)
+    except DataError:
+        raise
     except Exception as err:
         if weights != "imagenet":
             raise
@@ -99,9 +120,105 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
 def preprocess_layer(backbone: str) -> keras.Layer:
     """Maps pixel values 0..255 to the range the backbone was trained on."""
     spec = BACKBONES[backbone]
+    if spec.caffe:
+        return CaffePreprocess(name="preprocess")
     if spec.scale is None:
         return keras.layers.Identity(name="preprocess")
     return keras.layers.Rescaling(spec.scale, spec.offset, name="preprocess")
+
+
+@keras.saving.register_keras_serializable(package="tlutils")
+class CaffePreprocess(keras.layers.Layer):
+    """RGB 0..255 -> BGR minus the ImageNet mean of each channel, as keras' "caffe" mode
+    (imagenet_utils.preprocess_input) does for VGG16 and rcmalli's SqueezeNet weights.
+    Explained in 09_efficient_transfer."""
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, inputs):
+        bgr = keras.ops.flip(keras.ops.cast(inputs, self.compute_dtype), axis=-1)
+        return bgr - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _conv_relu(x, filters: int, size: int, name: str, **kwargs):
+    """A convolution and its ReLU, as rcmalli names them: `name` and `relu_` + name."""
+    x = keras.layers.Conv2D(filters, size, name=name, **kwargs)(x)
+    relu = f"{name[:6]}relu_{name[6:]}" if name.startswith("fire") else f"relu_{name}"
+    return keras.layers.Activation("relu", name=relu)(x)
+
+
+def _fire(x, fire_id: int, squeeze: int, expand: int):
+    """SqueezeNet's fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side."""
+    p = f"fire{fire_id}_"
+    x = _conv_relu(x, squeeze, 1, p + "squeeze1x1")
+    left = _conv_relu(x, expand, 1, p + "expand1x1")
+    right = _conv_relu(x, expand, 3, p + "expand3x3", padding="same")
+    return keras.layers.Concatenate(axis=-1, name=p + "concat")([left, right])
+
+
+def squeezenet_11(include_top: bool = False, weights: str | Path | None = None,
+                  input_shape: tuple[int, int, int] = (227, 227, 3)) -> keras.Model:
+    """SqueezeNet v1.1 without its classifier (conv10), as rcmalli/keras-squeezenet builds it
+    ("/" in its layer names is "_" here). weights: None (random) or the path of its no-top
+    .h5 file, copied in by copy_h5_weights. Explained in 09_efficient_transfer."""
+    if include_top or weights == "imagenet":
+        raise ValueError("squeezenet_11 has no top; pass the weights file's path "
+                         "(load_backbone does).")
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_relu(inputs, 64, 3, "conv1", strides=2)
+    x = keras.layers.MaxPooling2D(3, 2, name="pool1")(x)
+    for fire_id, squeeze in zip(range(2, 10), [16, 16, 32, 32, 48, 48, 64, 64], strict=True):
+        x = _fire(x, fire_id, squeeze, 4 * squeeze)  # expand = 4 x squeeze, as in v1.1
+        if fire_id in (3, 5):
+            x = keras.layers.MaxPooling2D(3, 2, name=f"pool{fire_id}")(x)
+    model = keras.Model(inputs, x, name="squeezenet")
+    if weights is not None:
+        copy_h5_weights(model, weights)
+    return model
+
+
+def read_h5_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """The arrays of a Keras 1/2 .h5 weights file (top level, or under model_weights in a
+    saved model), by layer name with "/" read as "_"; layers without weights left out."""
+    import h5py
+
+    def text(v) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            found = {}
+            for layer in map(text, root.attrs["layer_names"]):
+                names = [text(n) for n in root[layer].attrs["weight_names"]]
+                if names:
+                    found[layer.replace("/", "_")] = [np.asarray(root[layer][n]) for n in names]
+            return found
+    except (OSError, KeyError) as err:
+        raise DataError(f"{path} is not a Keras weights file ({str(err).splitlines()[0][:80]})"
+                        ": delete it and run again to download it.") from None
+
+
+def copy_h5_weights(model: keras.Model, path: str | Path) -> None:
+    """Set every weight of `model` from a Keras 1/2 .h5 file, matched by layer name. All or
+    nothing: DataError, naming the layers, unless each layer with weights gets arrays of its
+    shapes and every array of the file is used. Explained in 09_efficient_transfer."""
+    arrays = read_h5_weights(path)
+    layers = {layer.name: layer for layer in model.layers if layer.weights}
+    missing, unused = sorted(set(layers) - set(arrays)), sorted(set(arrays) - set(layers))
+    if missing or unused:
+        raise DataError(f"{path} does not fit {model.name}: layers without arrays in the file "
+                        f"{missing or 'none'}, arrays for no layer {unused or 'none'}.")
+    for name, layer in layers.items():
+        want, got = [tuple(w.shape) for w in layer.weights], [a.shape for a in arrays[name]]
+        if want != got:
+            raise DataError(f"{path} does not fit {model.name}: layer {name} has weights of "
+                            f"shapes {want}, the file {got}.")
+    for name, layer in layers.items():
+        layer.set_weights(arrays[name])
 
 
 def build_classifier(backbone: str, n_classes: int, image_size: int, *,
@@ -233,3 +350,53 @@ def unfreeze_top(model: keras.Model, backbone: str, k: int) -> int:
 def count_trainable(model: keras.Model) -> int:
     """Number of trainable scalars in a model."""
     return int(sum(keras.ops.size(w) for w in model.trainable_weights))
+
+
+GROUPS = ("early", "middle", "late")
+
+
+def block_groups(base: keras.Model, backbone: str) -> dict[str, list[keras.Layer]]:
+    """The backbone's blocks cut into three runs of (nearly) equal numbers of blocks, input
+    side first: "early", "middle" and "late". Surgical fine-tuning in 08_robust_fine_tuning.
+    """
+    blocks = list_blocks(base, backbone)
+    cuts = np.array_split(np.arange(len(blocks)), len(GROUPS))
+    return {name: [layer for i in part for layer in blocks[i][1]]
+            for name, part in zip(GROUPS, cuts, strict=True)}
+
+
+def train_only(model: keras.Model, backbone: str, groups) -> int:
+    """Make only the named groups trainable: any of block_groups' names and "head".
+
+    BatchNorm layers stay frozen, as in unfreeze_top. Returns the number of trainable
+    scalars; recompile the model afterwards. Explained in 08_robust_fine_tuning.
+    """
+    unknown = set(groups) - {*GROUPS, "head"}
+    if unknown:
+        raise ValueError(f"Unknown groups {sorted(unknown)}: choose from {[*GROUPS, 'head']}.")
+    base = backbone_of(model)
+    base.trainable = True
+    chosen = {id(layer) for name, layers in block_groups(base, backbone).items()
+              if name in groups for layer in layers}
+    for layer in base.layers:
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = id(layer) in chosen and not is_bn
+    model.get_layer("head").trainable = "head" in groups
+    return count_trainable(model)
+
+
+def block_outputs_model(backbone: str, image_size: int, weights: str | None = "imagenet",
+                        seed: int = 0) -> tuple[keras.Model, list[str]]:
+    """Images (0..255) -> the average-pooled output of every block (list_blocks), one
+    float32 (n x channels) output per block, and the block names. weights None: random
+    initialisation from `seed`, the floor a pretrained backbone must beat.
+    Explained in 09_efficient_transfer."""
+    keras.utils.set_random_seed(seed)
+    base = load_backbone(backbone, image_size, weights)
+    blocks = list_blocks(base, backbone)
+    pooled = [keras.layers.GlobalAveragePooling2D(dtype="float32", name=f"pool_{name}")(
+        layers[-1].output) for name, layers in blocks]
+    inner = keras.Model(base.inputs, pooled, name=f"{backbone}_blocks")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    outputs = inner(preprocess_layer(backbone)(inputs))
+    return keras.Model(inputs, outputs, name=inner.name), [name for name, _ in blocks]

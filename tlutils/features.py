@@ -44,3 +44,40 @@ def extract_features(data: ImageData, backbone: str, image_size: int,
     feats = feats.astype(np.float32)
     save_atomic(path, lambda f: np.save(f, feats))
     return feats
+
+
+def content_key(x: np.ndarray) -> str:
+    """A short key for an image array, from its bytes: equal arrays, equal keys."""
+    import hashlib
+
+    x = np.ascontiguousarray(x)
+    return hashlib.sha1(str(x.shape).encode() + x.tobytes()).hexdigest()[:16]
+
+
+def block_features(x: np.ndarray, backbone: str, image_size: int,
+                   weights: str | None = "imagenet", seed: int = 0,
+                   batch_size: int = 64) -> dict[str, np.ndarray]:
+    """The pooled output of every block for images x (0..255): block name -> (n x channels)
+    float32, cached on disk like extract_features, keyed by the images' bytes, the backbone,
+    size, weights (random ones by seed) and precision. Explained in 09_efficient_transfer."""
+    import keras
+
+    from tlutils.backbones import block_outputs_model
+
+    policy = keras.config.dtype_policy().name
+    tag = "imagenet" if weights == "imagenet" else f"random{seed}"
+    tag += "" if policy == "float32" else f"-{policy}"
+    name = f"{backbone}-{image_size}-blocks-{tag}-{content_key(x)}.npz"
+    path = cache_root() / "tlutils" / "features" / name
+    cached = load_cached(path, lambda p: dict(np.load(p, allow_pickle=False)))
+    if cached and all(len(v) == len(x) for v in cached.values()):
+        return cached
+    model, names = block_outputs_model(backbone, image_size, weights, seed)
+    parts: list[list[np.ndarray]] = [[] for _ in names]
+    for start in range(0, len(x), batch_size):  # called, not predict(): no tracing per model
+        batch = keras.ops.convert_to_tensor(np.asarray(x[start:start + batch_size]), "float32")
+        for part, out in zip(parts, model(batch, training=False), strict=True):
+            part.append(keras.ops.convert_to_numpy(out))
+    feats = {n: np.concatenate(p).astype(np.float32) for n, p in zip(names, parts, strict=True)}
+    save_atomic(path, lambda f: np.savez(f, **feats))
+    return feats

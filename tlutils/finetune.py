@@ -165,3 +165,19 @@ def attach_l2sp(model: keras.Model, strength: float, toward: str = "start") -> i
         var.regularizer = L2SP(strength, anchor)
         covered += int(np.prod(var.shape))
     return covered
+
+
+def interpolate_weights(start: list[np.ndarray], end: list[np.ndarray],
+                        alpha: float) -> list[np.ndarray]:
+    """(1 - alpha) * start + alpha * end, array by array: weight-space ensembling (WiSE-FT,
+    Wortsman et al., CVPR 2022) between two models of the same architecture, e.g. from
+    model.get_weights(). Explained in 08_robust_fine_tuning."""
+    if len(start) != len(end):
+        raise ValueError(f"The models differ: {len(start)} arrays vs {len(end)}.")
+    out = []
+    for a, b in zip(start, end, strict=True):
+        if a.shape != b.shape:
+            raise ValueError(f"The models differ: an array of shape {a.shape} vs {b.shape}.")
+        mixed = (1.0 - alpha) * a.astype(np.float64) + alpha * b.astype(np.float64)
+        out.append(mixed.astype(a.dtype))
+    return out
