@@ -47,3 +47,15 @@ def test_content_key_follows_the_bytes(images):
     changed[0, 0, 0, 0] ^= 1
     assert features.content_key(changed) != features.content_key(images)
     assert features.content_key(images[:4]) != features.content_key(images)
+
+
+@pytest.mark.parametrize("backbone, size", [("mobilenet_v2", 64), ("efficientnet_b0", 64),
+                                            ("vgg16", 32), ("squeezenet_11", 64)])
+def test_block_outputs_model_for_every_registry_backbone(backbone, size):
+    """09 in the cpu and gpu profiles: their backbones, and the bigger candidates."""
+    model, names = backbones.block_outputs_model(backbone, size, weights=None)
+    blocks = backbones.list_blocks(backbones.load_backbone(backbone, size, None), backbone)
+    assert names == [name for name, _ in blocks]
+    x = np.random.default_rng(1).integers(0, 256, (2, size, size, 3)).astype("float32")
+    outs = model(x)
+    assert len(outs) == len(names) and all(o.shape[0] == 2 and o.ndim == 2 for o in outs)

@@ -70,3 +70,18 @@ def test_interpolated_model_matches_output_mixing_for_a_linear_model():
     net.set_weights(finetune.interpolate_weights(w0, w1, 0.3))
     # a linear model is linear in its weights: the interpolated model mixes the outputs
     assert np.allclose(net.predict(x, verbose=0), 0.7 * out0 + 0.3 * out1, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone, size", [("mobilenet_v2", 64), ("efficientnet_b0", 64),
+                                            ("vgg16", 32), ("squeezenet_11", 64)])
+def test_groups_and_train_only_for_every_registry_backbone(backbone, size):
+    """The cpu and gpu profiles' backbones, and 09's bigger candidates, at random weights."""
+    clf = backbones.build_classifier(backbone, 3, size, weights=None)
+    base = backbones.backbone_of(clf)
+    groups = backbones.block_groups(base, backbone)
+    assert all(groups.values()), {g: len(v) for g, v in groups.items()}
+    assert sum(len(v) for v in groups.values()) == len(base.layers) - 1
+    counts = {g: backbones.train_only(clf, backbone, [g]) for g in [*backbones.GROUPS, "head"]}
+    assert all(n > 0 for n in counts.values()), counts  # every group has weights to train
+    width = clf.get_layer("head").kernel.shape[0]
+    assert counts["head"] == width * 3 + 3
