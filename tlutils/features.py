@@ -13,13 +13,19 @@ import numpy as np
 from tlutils.data import DiskImages, ImageData, batches, cache_root, load_cached, save_atomic
 
 
-def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
-    """Where extract_features caches these embeddings; the precision is part of the name."""
+def _precision_tag() -> str:
+    """"" under float32, else "-" + the dtype policy: bfloat16 embeddings differ from float32
+    ones, so cache names carry it."""
     import keras
 
-    policy = keras.config.dtype_policy().name  # bfloat16 embeddings differ from float32 ones
-    tag = "" if policy == "float32" else f"-{policy}"
-    return cache_root() / "tlutils" / "features" / f"{backbone}-{image_size}{tag}-{data.key}.npy"
+    policy = keras.config.dtype_policy().name
+    return "" if policy == "float32" else f"-{policy}"
+
+
+def features_path(data: ImageData, backbone: str, image_size: int) -> Path:
+    """Where extract_features caches these embeddings; the precision is part of the name."""
+    name = f"{backbone}-{image_size}{_precision_tag()}-{data.key}.npy"
+    return cache_root() / "tlutils" / "features" / name
 
 
 def extract_features(data: ImageData, backbone: str, image_size: int,
@@ -64,9 +70,7 @@ def block_features(x: np.ndarray, backbone: str, image_size: int,
 
     from tlutils.backbones import block_outputs_model
 
-    policy = keras.config.dtype_policy().name
-    tag = "imagenet" if weights == "imagenet" else f"random{seed}"
-    tag += "" if policy == "float32" else f"-{policy}"
+    tag = ("imagenet" if weights == "imagenet" else f"random{seed}") + _precision_tag()
     name = f"{backbone}-{image_size}-blocks-{tag}-{content_key(x)}.npz"
     path = cache_root() / "tlutils" / "features" / name
     cached = load_cached(path, lambda p: dict(np.load(p, allow_pickle=False)))
