@@ -85,3 +85,12 @@ def test_groups_and_train_only_for_every_registry_backbone(backbone, size):
     assert all(n > 0 for n in counts.values()), counts  # every group has weights to train
     width = clf.get_layer("head").kernel.shape[0]
     assert counts["head"] == width * 3 + 3
+
+
+def test_mean_se_and_paired_gap_share_one_formula():
+    from tlutils import stats
+
+    assert stats.mean_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0 / np.sqrt(3)))
+    assert stats.mean_se([0.5]) == (0.5, 0.0)
+    assert stats.paired_gap([2, 3, 5], [1, 1, 1]) == pytest.approx(stats.mean_se([1, 2, 4]))
+    assert stats.paired_gap([1, 1], [1, 1], floor=0.01) == (0.0, 0.01)

@@ -7,12 +7,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def mean_se(values) -> tuple[float, float]:
+    """Mean of values (one per seed, say) and its standard error: std (ddof=1) / sqrt(n);
+    0 for a single value. The ± of 08_robust_fine_tuning's and 09_efficient_transfer's tables."""
+    v = np.asarray(values, dtype=float)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return float(v.mean()), se
+
+
 def paired_gap(a, b, floor: float = 0.0) -> tuple[float, float]:
     """Mean of a[i] - b[i] over paired runs (same seed, subset or head), and its standard
     error: std of the differences (ddof=1) / sqrt(n), never below `floor` (say one image)."""
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return float(diff.mean()), max(se, floor)
+    gap, se = mean_se(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    return gap, max(se, floor)
 
 
 def verdict(gap: float, se: float, k: float = 3.0) -> str:
