@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def photos() -> dict[str, list[Image.Image]]:
-    from tlutils import data
+    from tlutils.course import assets
 
-    source = data.fetch("pacs_subset") / "photo"
-    return {c.name: [Image.open(p).convert("RGB") for p in data.files_under(c)]
+    source = assets.fetch("pacs_subset") / "photo"
+    return {c.name: [Image.open(p).convert("RGB") for p in assets.files_under(c)]
             for c in sorted(source.iterdir()) if c.is_dir()}
 
 

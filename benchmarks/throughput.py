@@ -27,7 +27,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tlutils import augment, backbones, data, profiles, report  # noqa: E402
+from tlutils import augment, backbones, data, digits  # noqa: E402
+from tlutils.course import profiles, report  # noqa: E402
 
 # configuration -> the notebooks whose main training run it is
 CASES = {
@@ -43,10 +44,10 @@ CASES = {
 DIGIT_SIZE = 48  # 04_data_augmentation's digits
 
 
-def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+def digit_images(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n MNIST test digits as notebook 04 feeds them: DIGIT_SIZE px, 3 channels, uint8."""
-    x, y = data.load_mnist_t10k()
-    return data.resize_digits(x[:n], DIGIT_SIZE, channels=3), y[:n]
+    x, y = digits.load_mnist_t10k()
+    return digits.resize_digits(x[:n], DIGIT_SIZE, channels=3), y[:n]
 
 
 def build(case: str, p: profiles.Profile, n_classes: int) -> keras.Model:
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--profile", default=None)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--dataset", help="instead of the profile's (a name in data.DATASETS)")
+    parser.add_argument("--dataset", help="instead of the profile's (a name in assets.DATASETS)")
     parser.add_argument("--backbone", help="instead of the profile's")
     parser.add_argument("--batch-size", type=int, help="instead of the profile's")
     parser.add_argument("--images", type=int, default=0,
@@ -105,7 +106,7 @@ def main() -> None:
     rows = []
     for case in args.cases:
         model = build(case, p, len(train.class_names))
-        xr, yr = digits(n) if case == "digits_augment_ft" else (x_real, y)
+        xr, yr = digit_images(n) if case == "digits_augment_ft" else (x_real, y)
         x_syn = keras.random.uniform(xr.shape, 0, 255, seed=0)
         real = images_per_s(model, xr, yr, p.batch_size, args.epochs)
         y_syn = keras.ops.convert_to_tensor(yr)

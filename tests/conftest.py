@@ -20,11 +20,11 @@ def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("KERAS_HOME", str(ROOT / "build" / "test-cache"))
-    from tlutils.run import kernel_environment
+    from tlutils.course.run import kernel_environment
 
     os.environ.update(kernel_environment())  # nbval's kernels: no C++ log lines in the notebooks
     if SHARED.is_dir():
-        from tlutils.data import build_offline_cache
+        from tlutils.course.assets import build_offline_cache
 
         build_offline_cache(SHARED)
 
@@ -50,7 +50,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     outputs = getattr(item, "test_outputs", None)
     if call.when == "call" and report.passed and outputs:
-        from tlutils.run import log_noise
+        from tlutils.course.run import log_noise
 
         noisy = log_noise(outputs)  # e.g. TensorFlow's start-up lines
         if noisy:

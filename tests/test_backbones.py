@@ -8,6 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tlutils import backbones, data, features, fitting
+from tlutils.course import assets
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_unfreeze_top_keeps_batchnorm_frozen(model):
 
 def test_missing_weights_offline_names_url_and_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(assets.DataError) as err:
         backbones.load_backbone("mobilenet_025", 128)
     message = str(err.value)
     assert "mobilenet_2_5_128_tf_no_top.h5" in message

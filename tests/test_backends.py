@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from tlutils import run
+from tlutils.course import run
 
 
 def test_notebook_01_on_jax(tmp_path, monkeypatch):

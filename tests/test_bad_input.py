@@ -11,6 +11,7 @@ from image_folders import write_good
 from PIL import Image
 
 from tlutils import data, folders
+from tlutils.course import assets
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +94,7 @@ def test_ambiguous_split_layouts_are_refused_in_one_sentence(tmp_path, folders_,
     with pytest.raises(folders.FolderError, match=words) as err:
         folders.validate_folder(tmp_path)
     assert "\n" not in str(err.value)
-    with pytest.raises(data.DataError, match=words):
+    with pytest.raises(assets.DataError, match=words):
         data.load_train_val(tmp_path, 32)
 
 

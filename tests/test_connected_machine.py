@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SHARED
-from tlutils import data
+from tlutils.course import assets
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data to serve")
 COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
@@ -25,21 +25,21 @@ def _upstream_files(www: Path) -> None:
     """hymenoptera_data.zip, full PACS as GitHub zips it (the subset's files plus fillers up
     to each domain's count of 9,991), the MNIST test set, USPS and the MobileNet weights."""
     with zipfile.ZipFile(www / "hymenoptera_data.zip", "w") as z:
-        for p in data.files_under(SHARED / "images" / "hymenoptera_data"):
+        for p in assets.files_under(SHARED / "images" / "hymenoptera_data"):
             z.write(p, f"hymenoptera_data/{p.relative_to(SHARED / 'images' / 'hymenoptera_data')}")
     subset = SHARED / "domains" / "pacs_subset"
     prefix = f"Homework3-PACS-{COMMIT}/PACS"
     with zipfile.ZipFile(www / f"{COMMIT}.zip", "w") as z:
         z.writestr(f"Homework3-PACS-{COMMIT}/README.md", "PACS")
-        for domain, n in data.DATASETS["pacs"].counts.items():
-            kept = data.files_under(subset / domain)
+        for domain, n in assets.DATASETS["pacs"].counts.items():
+            kept = assets.files_under(subset / domain)
             for p in kept:
                 z.write(p, f"{prefix}/{p.relative_to(subset)}")
             for i in range(n - len(kept)):  # images the subset does not keep
                 z.writestr(f"{prefix}/{domain}/dog/zz_{i:04d}.jpg", b"not kept")
-    for spec in data.FILES.values():
+    for spec in assets.FILES.values():
         (www / spec.name).write_bytes((SHARED / spec.shared_copy).read_bytes())
-    for name, spec in data.WEIGHTS.items():
+    for name, spec in assets.WEIGHTS.items():
         if spec.get("shared_copy"):
             (www / name).write_bytes((SHARED / spec["shared_copy"]).read_bytes())
 
@@ -64,7 +64,8 @@ def test_smoke_runs_on_a_connected_machine_without_shared(tmp_path, mirror):
     fetched = subprocess.run(cmd + ["fetch"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert fetched.returncode == 0, fetched.stderr
     cache = tmp_path / "empty-cache" / "datasets"
-    assert data.folder_sha256(cache / "pacs_subset") == data.DATASETS["pacs_subset"].folder_sha256
+    subset = assets.DATASETS["pacs_subset"]
+    assert assets.folder_sha256(cache / "pacs_subset") == subset.folder_sha256
     assert not list(cache.glob(".*.tmp")), "no temporary folder left behind"
     ran = subprocess.run(cmd + ["run", "notebooks/00_start_here.ipynb"], env=env, cwd=ROOT,
                          capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""tlutils.data: downloads (against a local HTTP server), decoding, caching, splits."""
+"""tlutils.course.assets and tlutils.data: downloads (against a local HTTP server), decoding,
+caching, splits; tlutils.digits."""
 
 import hashlib
 import http.server
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlutils import data
+from tlutils import data, digits
+from tlutils.course import assets
 
 
 def _png_bytes(color, size=(40, 30)) -> bytes:
@@ -51,38 +53,38 @@ def server(tmp_path):
 
 def _spec(url, name="tiny.zip", sha=None):
     extracted = f"{name.split('.')[0]}_extracted/tiny"
-    return data.DatasetSpec(name="tiny", url=f"{url}/{name}", path=extracted,
+    return assets.DatasetSpec(name="tiny", url=f"{url}/{name}", path=extracted,
                             layout="train/ and val/ with cats/ and dogs/", archive_sha256=sha)
 
 
 def test_good_download_with_checksum(cache, server):
     url, sha = server
-    root = data.fetch(_spec(url, sha=sha))
+    root = assets.fetch(_spec(url, sha=sha))
     assert root == cache / "datasets" / "tiny_extracted" / "tiny"
     assert sorted(p.name for p in (root / "train").iterdir()) == ["cats", "dogs"]
     # A second call finds the folder and downloads nothing (the server could be gone).
-    assert data.fetch(_spec("http://127.0.0.1:9", sha=sha)) == root
+    assert assets.fetch(_spec("http://127.0.0.1:9", sha=sha)) == root
 
 
 def test_checksum_mismatch_is_refused_and_removed(cache, server):
     url, _ = server
-    with pytest.raises(data.DataError, match=r"Could not download tiny \(.*tiny.zip"):
-        data.fetch(_spec(url, sha="0" * 64))
+    with pytest.raises(assets.DataError, match=r"Could not download tiny \(.*tiny.zip"):
+        assets.fetch(_spec(url, sha="0" * 64))
     assert not (cache / "datasets" / "tiny.zip").exists()
     assert not (cache / "datasets" / "tiny_extracted" / "tiny").exists()
 
 
 def test_truncated_archive_is_refused_and_removed(cache, server):
     url, _ = server
-    with pytest.raises(data.DataError, match="truncated.zip is damaged"):
-        data.fetch(_spec(url, name="truncated.zip"))
+    with pytest.raises(assets.DataError, match="truncated.zip is damaged"):
+        assets.fetch(_spec(url, name="truncated.zip"))
     assert not (cache / "datasets" / "truncated.zip").exists()
 
 
 def test_missing_file_offline_names_url_and_place(cache):
     spec = _spec("http://127.0.0.1:9")
-    with pytest.raises(data.DataError) as err:
-        data.fetch(spec)
+    with pytest.raises(assets.DataError) as err:
+        assets.fetch(spec)
     message = str(err.value)
     assert "http://127.0.0.1:9/tiny.zip" in message
     assert str(cache / "datasets" / "tiny_extracted" / "tiny") in message
@@ -92,11 +94,11 @@ def test_missing_file_offline_names_url_and_place(cache):
 def test_folder_checksum_mismatch(cache, server):
     url, sha = server
     spec = _spec(url, sha=sha)
-    root = data.fetch(spec)
-    bad = data.DatasetSpec(**{**spec.__dict__, "folder_sha256": "f" * 64})
-    assert data.folder_sha256(root) != "f" * 64
-    with pytest.raises(data.DataError, match="checksum mismatch"):
-        data.fetch(bad)
+    root = assets.fetch(spec)
+    bad = assets.DatasetSpec(**{**spec.__dict__, "folder_sha256": "f" * 64})
+    assert assets.folder_sha256(root) != "f" * 64
+    with pytest.raises(assets.DataError, match="checksum mismatch"):
+        assets.fetch(bad)
 
 
 def test_read_only_cache_is_refused(tmp_path, monkeypatch):
@@ -106,8 +108,8 @@ def test_read_only_cache_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(ro))
     try:
         if not __import__("os").access(ro, __import__("os").W_OK):  # root can write anyway
-            with pytest.raises(data.DataError, match="not writable"):
-                data.cache_root()
+            with pytest.raises(assets.DataError, match="not writable"):
+                assets.cache_root()
     finally:
         ro.chmod(0o755)
 
@@ -166,14 +168,14 @@ def test_stratified_split_and_subsets():
 
 
 def test_build_offline_cache_refuses_wrong_folder(tmp_path):
-    with pytest.raises(data.DataError, match="no MANIFEST.md"):
-        data.build_offline_cache(tmp_path)
+    with pytest.raises(assets.DataError, match="no MANIFEST.md"):
+        assets.build_offline_cache(tmp_path)
 
 
 # Domain-shift data (05_domain_shift): PACS specs, single files with mirrors, digits.
 
 def test_pacs_specs_point_into_the_archive_and_the_shared_copy():
-    full, subset = data.DATASETS["pacs"], data.DATASETS["pacs_subset"]
+    full, subset = assets.DATASETS["pacs"], assets.DATASETS["pacs_subset"]
     commit = "33f7def03be34c3fbb1a4d5c97384ab602884833"
     assert full.url.endswith(f"{commit}.zip") and subset.built_from == "pacs"
     assert full.path == f"{commit}_extracted/Homework3-PACS-{commit}/PACS"
@@ -181,7 +183,7 @@ def test_pacs_specs_point_into_the_archive_and_the_shared_copy():
 
 
 def test_file_specs_are_single_files_with_sha256():
-    for spec in data.FILES.values():
+    for spec in assets.FILES.values():
         assert len(spec.sha256) == 64 and spec.urls
         assert all(url.endswith(spec.name) for url in spec.urls), "one file, not an archive"
 
@@ -189,21 +191,22 @@ def test_file_specs_are_single_files_with_sha256():
 def test_fetch_file_tries_the_mirrors_in_order(cache, server, monkeypatch):
     url, sha = server
     dead = "http://127.0.0.1:9/tiny.zip"
-    spec = data.FileSpec("tiny.zip", (dead, f"{url}/tiny.zip"), "files", sha)
-    monkeypatch.setitem(data.FILES, "tiny.zip", spec)
-    path = data.fetch_file("tiny.zip")
+    spec = assets.FileSpec("tiny.zip", (dead, f"{url}/tiny.zip"), "files", sha)
+    monkeypatch.setitem(assets.FILES, "tiny.zip", spec)
+    path = assets.fetch_file("tiny.zip")
     assert path == cache / "datasets" / "files" / "tiny.zip"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
-    monkeypatch.setitem(data.FILES, "tiny.zip", data.FileSpec("tiny.zip", (dead,), "files", sha))
-    assert data.fetch_file("tiny.zip") == path  # cached and verified: no download
+    dead_spec = assets.FileSpec("tiny.zip", (dead,), "files", sha)
+    monkeypatch.setitem(assets.FILES, "tiny.zip", dead_spec)
+    assert assets.fetch_file("tiny.zip") == path  # cached and verified: no download
 
 
 def test_fetch_file_offline_or_corrupt_names_the_url_and_the_place(cache, server, monkeypatch):
     url, _ = server
-    spec = data.FileSpec("tiny.zip", (f"{url}/tiny.zip",), "files", "0" * 64)
-    monkeypatch.setitem(data.FILES, "tiny.zip", spec)
-    with pytest.raises(data.DataError) as err:
-        data.fetch_file("tiny.zip")
+    spec = assets.FileSpec("tiny.zip", (f"{url}/tiny.zip",), "files", "0" * 64)
+    monkeypatch.setitem(assets.FILES, "tiny.zip", spec)
+    with pytest.raises(assets.DataError) as err:
+        assets.fetch_file("tiny.zip")
     message = str(err.value)
     assert f"{url}/tiny.zip" in message
     assert str(cache / "datasets" / "files" / "tiny.zip") in message and "\n" not in message
@@ -216,20 +219,20 @@ def test_offline_cache_copies_single_files(tmp_path, monkeypatch):
     (shared / "MANIFEST.md").write_text("test")
     (shared / "domains" / "usps" / "usps.h5").write_bytes(b"not really h5")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
-    root, repaired = data.build_offline_cache(shared, tmp_path / "cache")
+    root, repaired = assets.build_offline_cache(shared, tmp_path / "cache")
     assert repaired == []
     assert (root / "datasets" / "usps" / "usps.h5").read_bytes() == b"not really h5"
     assert not (root / "datasets" / "mnist_t10k").exists(), "absent files are skipped"
 
 
 def test_digits_load_with_the_documented_shapes():
-    for spec in data.FILES.values():
-        if not (data.cache_root() / "datasets" / spec.folder / spec.name).exists():
+    for spec in assets.FILES.values():
+        if not (assets.cache_root() / "datasets" / spec.folder / spec.name).exists():
             pytest.skip("digits not in the cache")
-    x, y = data.load_mnist_t10k()
+    x, y = digits.load_mnist_t10k()
     assert x.shape == (10000, 28, 28) and x.dtype == np.uint8
     assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    u, v = data.load_usps("test")
+    u, v = digits.load_usps("test")
     assert u.shape == (2007, 16, 16) and u.dtype == np.uint8 and set(np.unique(v)) == set(range(10))
     assert u.max() == 255 and u.mean() < 128, "dark background, bright digits, as in MNIST"
 
@@ -237,8 +240,8 @@ def test_digits_load_with_the_documented_shapes():
 def test_resize_digits_keeps_uint8_range_and_repeats_channels():
     x = np.zeros((3, 16, 16), np.uint8)
     x[:, 4:12, 7:9] = 255  # a white stroke on black
-    one = data.resize_digits(x, 28)
-    three = data.resize_digits(x, 48, channels=3)
+    one = digits.resize_digits(x, 28)
+    three = digits.resize_digits(x, 48, channels=3)
     assert one.shape == (3, 28, 28, 1) and one.dtype == np.uint8
     assert three.shape == (3, 48, 48, 3) and three.dtype == np.uint8
     assert one.max() == 255 and one.min() == 0
@@ -248,14 +251,14 @@ def test_resize_digits_keeps_uint8_range_and_repeats_channels():
 def test_hidden_files_do_not_change_the_folder_checksum(tmp_path):
     (tmp_path / "ants").mkdir()
     (tmp_path / "ants" / "a.jpg").write_bytes(b"an image")
-    before = data.folder_sha256(tmp_path)
+    before = assets.folder_sha256(tmp_path)
     (tmp_path / ".DS_Store").write_bytes(b"finder")
     (tmp_path / "ants" / ".DS_Store").write_bytes(b"finder")
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / ".ipynb_checkpoints" / "x.jpg").write_bytes(b"copy")
-    assert data.folder_sha256(tmp_path) == before
+    assert assets.folder_sha256(tmp_path) == before
     (tmp_path / "ants" / "b.jpg").write_bytes(b"another image")
-    assert data.folder_sha256(tmp_path) != before, "a real file still counts"
+    assert assets.folder_sha256(tmp_path) != before, "a real file still counts"
 
 
 def test_images_behind_a_symlinked_class_folder_are_seen_by_the_cache(cache, tmp_path):
@@ -285,7 +288,7 @@ def test_a_corrupt_decoded_cache_is_rebuilt(cache, tmp_path, part):
     again = data.load_image_folder(root, 32)
     assert np.array_equal(again.x, first.x)
     (meta,) = (cache / "tlutils" / "decoded").glob("*.meta.npz")
-    assert data.load_cached(meta, data._read_meta) is not None, "rebuilt in place"
+    assert assets.load_cached(meta, data._read_meta) is not None, "rebuilt in place"
 
 
 def test_a_failed_cache_write_leaves_no_file_and_no_temporary(tmp_path):
@@ -296,8 +299,8 @@ def test_a_failed_cache_write_leaves_no_file_and_no_temporary(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space"):
-        data.save_atomic(target, disk_full)
+        assets.save_atomic(target, disk_full)
     assert list(target.parent.iterdir()) == []
-    data.save_atomic(target, lambda f: np.save(f, np.arange(3)))
-    data.save_atomic(target, lambda f: np.save(f, np.arange(4)))  # a second writer, same entry
+    assets.save_atomic(target, lambda f: np.save(f, np.arange(3)))
+    assets.save_atomic(target, lambda f: np.save(f, np.arange(4)))  # a second writer, same entry
     assert np.load(target).tolist() == [0, 1, 2, 3] and len(list(target.parent.iterdir())) == 1

@@ -39,7 +39,7 @@ def test_every_install_path_uses_the_lock():
                if x and not x.startswith("#")), "every locked package pinned with =="
     assert "-r requirements.lock" in (ROOT / "environment.yml").read_text()
     assert "-r requirements.lock" in (ROOT / ".ci" / "run").read_text()
-    assert '"requirements.lock"' in (ROOT / "tlutils" / "__main__.py").read_text()
+    assert '"requirements.lock"' in (ROOT / "tlutils" / "course" / "cli.py").read_text()
 
 
 def _stub(site: Path, name: str, version: str, requires: list[str] = ()) -> None:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.conftest import SHARED
 from tlutils import backbones, data
+from tlutils.course import assets
 
 COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
 
@@ -54,9 +55,9 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def _spec(url: str, archive: str, counts: dict, **extra) -> data.DatasetSpec:
+def _spec(url: str, archive: str, counts: dict, **extra) -> assets.DatasetSpec:
     stem = archive.split(".")[0]
-    return data.DatasetSpec(name="demo", url=f"{url}/{archive}", path=f"{stem}_extracted/demo",
+    return assets.DatasetSpec(name="demo", url=f"{url}/{archive}", path=f"{stem}_extracted/demo",
                             layout="a/ and b/", counts=counts, **extra)
 
 
@@ -72,8 +73,8 @@ def test_a_bad_member_leaves_nothing_half_unpacked(cache, www):
     (folder / "bad.zip").write_bytes(bytes(raw))
     spec = _spec(url, "bad.zip", {"a": 4, "b": 4})
     for _ in range(2):  # the second call must not find a partial folder and return it
-        with pytest.raises(data.DataError, match="is damaged .*nothing was kept unpacked"):
-            data.fetch(spec)
+        with pytest.raises(assets.DataError, match="is damaged .*nothing was kept unpacked"):
+            assets.fetch(spec)
         assert not (cache / "datasets" / "bad_extracted").exists()
         assert not list((cache / "datasets").glob(".*.tmp"))
 
@@ -92,44 +93,45 @@ def test_a_full_disk_while_unpacking_leaves_nothing_and_keeps_the_archive(cache,
 
     monkeypatch.setattr(zipfile.ZipFile, "_extract_member", fill_up)
     spec = _spec(url, "demo.zip", {"a": 4, "b": 4})
-    with pytest.raises(data.DataError, match="No space left on device. Nothing was left half"):
-        data.fetch(spec)
+    with pytest.raises(assets.DataError, match="No space left on device. Nothing was left half"):
+        assets.fetch(spec)
     assert not (cache / "datasets" / "demo_extracted").exists()
     assert (cache / "datasets" / "demo.zip").exists(), "the download is kept for the next try"
     monkeypatch.setattr(zipfile.ZipFile, "_extract_member", real)
-    assert len(data.files_under(data.fetch(spec))) == 8  # space again: complete, from the archive
+    # space again: complete, from the archive
+    assert len(assets.files_under(assets.fetch(spec))) == 8
 
 
 def test_a_partial_folder_left_by_an_earlier_unpack_is_caught(cache, www):
     folder, url = www
     _zip(folder / "demo.zip", FILES8)
     spec = _spec(url, "demo.zip", {"a": 4, "b": 4})
-    root = data.fetch(spec)
+    root = assets.fetch(spec)
     (root / "b" / "3.jpg").unlink()  # what Keras' own extract=True leaves after a failure
-    with pytest.raises(data.DataError, match=r"incomplete or altered: b/ has 3 files where demo"):
-        data.fetch(spec)
+    with pytest.raises(assets.DataError, match=r"incomplete or altered: b/ has 3 files where demo"):
+        assets.fetch(spec)
 
 
 def test_archives_that_expand_too_far_or_escape_are_refused(cache, www):
     folder, url = www
     _zip(folder / "big.zip", {"demo/a/zeros.bin": bytes(3_000_000)})
-    with pytest.raises(data.DataError, match="would unpack to 3 MB, more than the 1 MB"):
-        data.fetch(_spec(url, "big.zip", {"a": 1}, max_unpacked_mb=1))
+    with pytest.raises(assets.DataError, match="would unpack to 3 MB, more than the 1 MB"):
+        assets.fetch(_spec(url, "big.zip", {"a": 1}, max_unpacked_mb=1))
     _zip(folder / "escape.zip", {"demo/a/0.jpg": b"x", "../outside.txt": b"x"})
-    with pytest.raises(data.DataError, match="a link or a path outside its folder"):
-        data.fetch(_spec(url, "escape.zip", {"a": 1}))
+    with pytest.raises(assets.DataError, match="a link or a path outside its folder"):
+        assets.fetch(_spec(url, "escape.zip", {"a": 1}))
     with tarfile.open(folder / "link.tgz", "w:gz") as t:
         info = tarfile.TarInfo("demo/a/link.jpg")
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         t.addfile(info)
-    with pytest.raises(data.DataError, match="a link or a path outside its folder"):
-        data.fetch(_spec(url, "link.tgz", {"a": 1}))
+    with pytest.raises(assets.DataError, match="a link or a path outside its folder"):
+        assets.fetch(_spec(url, "link.tgz", {"a": 1}))
     assert not (cache / "tmp" / "outside.txt").exists()
     assert not [p for p in (cache / "datasets").iterdir() if p.is_dir()], "nothing unpacked"
 
 
 def test_every_registered_dataset_can_be_checked():
-    for spec in data.DATASETS.values():
+    for spec in assets.DATASETS.values():
         assert spec.folder_sha256 or spec.counts, f"{spec.name}: nothing to check a copy against"
         assert spec.max_unpacked_mb > 0 and spec.url.startswith("https://")
 
@@ -143,10 +145,10 @@ def test_flower_photos_upstream_layout_goes_through_fetch_and_load(cache, www, m
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             t.addfile(info, io.BytesIO(payload))
-    real = data.DATASETS["flower_photos"]
+    real = assets.DATASETS["flower_photos"]
     spec = dataclasses.replace(real, url=f"{url}/flower_photos.tgz", counts=dict.fromkeys(
         classes, 5))
-    monkeypatch.setitem(data.DATASETS, "flower_photos", spec)
+    monkeypatch.setitem(assets.DATASETS, "flower_photos", spec)
     train, val = data.load_train_val("flower_photos", 32)
     assert train.class_names == classes and len(train) + len(val) == 25
     assert (cache / "datasets" / real.path / "LICENSE.txt").exists()
@@ -159,26 +161,26 @@ def test_pacs_subset_is_cut_from_the_upstream_pacs_archive(cache, www, monkeypat
     folder, url = www
     shared = SHARED / "domains" / "pacs_subset"
     members = {f"Homework3-PACS-{COMMIT}/PACS/{p.relative_to(shared)}": p.read_bytes()
-               for p in data.files_under(shared)}
+               for p in assets.files_under(shared)}
     for domain in ["art_painting", "cartoon", "photo", "sketch"]:  # files the subset skips
         members[f"Homework3-PACS-{COMMIT}/PACS/{domain}/dog/zz_extra.jpg"] = _jpeg(1)
     members[f"Homework3-PACS-{COMMIT}/README.md"] = b"PACS"
     _zip(folder / f"{COMMIT}.zip", members)
-    full = dataclasses.replace(data.DATASETS["pacs"], url=f"{url}/{COMMIT}.zip",
+    full = dataclasses.replace(assets.DATASETS["pacs"], url=f"{url}/{COMMIT}.zip",
                                counts=dict.fromkeys(["art_painting", "cartoon", "photo",
                                                      "sketch"], 281))
-    monkeypatch.setitem(data.DATASETS, "pacs", full)
-    subset = data.fetch("pacs_subset")
-    assert data.folder_sha256(subset) == data.DATASETS["pacs_subset"].folder_sha256
+    monkeypatch.setitem(assets.DATASETS, "pacs", full)
+    subset = assets.fetch("pacs_subset")
+    assert assets.folder_sha256(subset) == assets.DATASETS["pacs_subset"].folder_sha256
     train, val = data.load_train_val(subset / "sketch", 32)
     assert len(train.class_names) == 7 and len(train) + len(val) == 280
 
 
 def test_pacs_subset_offline_says_both_ways_to_get_it(cache, monkeypatch):
-    full = dataclasses.replace(data.DATASETS["pacs"], url="http://127.0.0.1:9/pacs.zip")
-    monkeypatch.setitem(data.DATASETS, "pacs", full)
-    with pytest.raises(data.DataError) as err:
-        data.fetch("pacs_subset")
+    full = dataclasses.replace(assets.DATASETS["pacs"], url="http://127.0.0.1:9/pacs.zip")
+    monkeypatch.setitem(assets.DATASETS, "pacs", full)
+    with pytest.raises(assets.DataError) as err:
+        assets.fetch("pacs_subset")
     assert "http://127.0.0.1:9/pacs.zip" in str(err.value)
     assert "shared/data/domains/pacs_subset" in str(err.value)
 
@@ -194,32 +196,32 @@ def _cache_with_weights(cache: Path, payload: bytes) -> Path:
 def test_a_truncated_weights_file_is_named_and_offline_cache_repairs_it(cache):
     good = (SHARED / "keras" / "models" / "mobilenet_2_5_224_tf_no_top.h5").read_bytes()
     path = _cache_with_weights(cache, good[: len(good) // 2])
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(assets.DataError) as err:
         backbones.load_backbone("mobilenet_025", 224)
     assert str(path) in str(err.value) and "offline-cache" in str(err.value)
-    root, repaired = data.build_offline_cache(SHARED, cache)
+    root, repaired = assets.build_offline_cache(SHARED, cache)
     assert path in repaired and path.read_bytes() == good
-    assert data.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
+    assert assets.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
     assert backbones.load_backbone("mobilenet_025", 224).name == "backbone"
 
 
 def test_a_weights_file_without_a_checksum_must_open(cache):
     name = backbones.weights_name("mobilenet_v2", 160)
-    assert not {"sha256", "md5"} & set(data.WEIGHTS[name])
+    assert not {"sha256", "md5"} & set(assets.WEIGHTS[name])
     path = cache / "models" / name
     path.parent.mkdir(parents=True)
     path.write_bytes(b"<html>rate limited</html>")
-    with pytest.raises(data.DataError, match="not a readable HDF5 file"):
-        data.weights_file(name)
+    with pytest.raises(assets.DataError, match="not a readable HDF5 file"):
+        assets.weights_file(name)
 
 
 def test_require_lists_every_missing_file_in_one_pass(cache, monkeypatch):
     for name in ["pacs", "hymenoptera"]:
-        spec = dataclasses.replace(data.DATASETS[name], url=f"http://127.0.0.1:9/{name}.zip")
-        monkeypatch.setitem(data.DATASETS, name, spec)
-    monkeypatch.setitem(data.WEIGHTS, "w.h5", {"url": "http://127.0.0.1:9/w.h5"})
-    with pytest.raises(data.DataError) as err:
-        data.require(["hymenoptera", "pacs"], [], ["w.h5"])
+        spec = dataclasses.replace(assets.DATASETS[name], url=f"http://127.0.0.1:9/{name}.zip")
+        monkeypatch.setitem(assets.DATASETS, name, spec)
+    monkeypatch.setitem(assets.WEIGHTS, "w.h5", {"url": "http://127.0.0.1:9/w.h5"})
+    with pytest.raises(assets.DataError) as err:
+        assets.require(["hymenoptera", "pacs"], [], ["w.h5"])
     lines = str(err.value).splitlines()
     assert lines[0].startswith("3 of the files") and len(lines) == 4
     assert all(line.startswith("- ") for line in lines[1:])
@@ -246,7 +248,7 @@ def test_registry_weights_agree_with_keras_applications(backbone, monkeypatch):
                 input_shape=(profile_size, profile_size, 3), **spec.kwargs)
         name = backbones.weights_name(backbone, profile_size)
         assert asked["fname"] == name
-        entry = data.WEIGHTS.get(name)
+        entry = assets.WEIGHTS.get(name)
         if entry is not None:
             assert entry["url"] == asked["origin"]
             if asked["file_hash"]:  # Keras checks this file: so must the registry, alike
@@ -254,14 +256,14 @@ def test_registry_weights_agree_with_keras_applications(backbone, monkeypatch):
 
 
 def test_the_registry_is_data_and_is_installed_with_the_package():
-    path = data.project_data("registry.json")
+    path = assets.project_data("registry.json")
     registry = json.loads(path.read_text(encoding="utf-8"))
-    assert set(registry["datasets"]) == set(data.DATASETS)
-    lines = data.project_data("pacs_subset.sha256").read_text(encoding="utf-8").splitlines()
+    assert set(registry["datasets"]) == set(assets.DATASETS)
+    lines = assets.project_data("pacs_subset.sha256").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1120 and all(len(line.split("  ")[0]) == 64 for line in lines)
     digests = sorted(line.split("  ")[0] for line in lines)
     joined = "".join(d + "\n" for d in digests).encode()
-    assert hashlib.sha256(joined).hexdigest() == data.DATASETS["pacs_subset"].folder_sha256
+    assert hashlib.sha256(joined).hexdigest() == assets.DATASETS["pacs_subset"].folder_sha256
 
 
 def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache):
@@ -271,30 +273,30 @@ def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache):
     images = shared / "images" / "hymenoptera_data" / "train" / "ants"
     images.mkdir(parents=True)
     (images / "a.jpg").write_bytes(_jpeg(1))
-    root, repaired = data.build_offline_cache(shared, tmp_path / "cache")
-    copy = root / "datasets" / data.DATASETS["hymenoptera"].path
+    root, repaired = assets.build_offline_cache(shared, tmp_path / "cache")
+    copy = root / "datasets" / assets.DATASETS["hymenoptera"].path
     assert repaired == [] and (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
     (copy / "train" / "ants" / "a.jpg").write_bytes(_jpeg(1)[:100])  # a cut copy
     (copy / "train" / "ants" / ".DS_Store").write_bytes(b"finder")  # not a difference
-    assert data.build_offline_cache(shared, tmp_path / "cache")[1] == [copy]
+    assert assets.build_offline_cache(shared, tmp_path / "cache")[1] == [copy]
     assert (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
     assert not list(copy.parent.glob(".*.tmp")), "no temporary folder left behind"
 
 
 def test_fetch_all_lists_everything_missing_in_one_pass(cache, monkeypatch, capsys):
-    from tlutils.__main__ import main
+    from tlutils.course.cli import main
 
-    for name, spec in list(data.DATASETS.items()):
-        monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(
+    for name, spec in list(assets.DATASETS.items()):
+        monkeypatch.setitem(assets.DATASETS, name, dataclasses.replace(
             spec, url=f"http://127.0.0.1:9/{spec.archive_name}"))
-    for name, spec in list(data.FILES.items()):
-        monkeypatch.setitem(data.FILES, name, dataclasses.replace(
+    for name, spec in list(assets.FILES.items()):
+        monkeypatch.setitem(assets.FILES, name, dataclasses.replace(
             spec, urls=(f"http://127.0.0.1:9/{name}",)))
-    for name, spec in list(data.WEIGHTS.items()):
-        monkeypatch.setitem(data.WEIGHTS, name, {**spec, "url": f"http://127.0.0.1:9/{name}"})
+    for name, spec in list(assets.WEIGHTS.items()):
+        monkeypatch.setitem(assets.WEIGHTS, name, {**spec, "url": f"http://127.0.0.1:9/{name}"})
     assert main(["fetch", "--all"]) == 2
     lines = capsys.readouterr().err.splitlines()
     # hymenoptera, flower_photos, pacs, pacs_subset; every single file; 3 weights files
-    n = 4 + len(data.FILES) + 3
+    n = 4 + len(assets.FILES) + 3
     assert lines[0] == f"Error: {n} of the files this needs cannot be used:", lines[0]
     assert len(lines) == n + 1 and all(line.startswith("- ") for line in lines[1:])

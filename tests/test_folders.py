@@ -8,6 +8,7 @@ from image_folders import BAD, HANDLED, make_folder, write_good
 from PIL import Image
 
 from tlutils import data, folders
+from tlutils.course import assets
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_refuses_an_empty_val(tmp_path):
 def test_refusal_renders_as_one_line_in_ipython():
     err = folders.FolderError("The folder is empty; add images.")
     assert err._render_traceback_() == ["FolderError: The folder is empty; add images."]
-    assert isinstance(err, data.DataError)  # the command line prints DataError without traceback
+    assert isinstance(err, assets.DataError)  # the command line prints DataError without traceback
 
 
 def test_check_image_reports_size_and_mode(tmp_path):

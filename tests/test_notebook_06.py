@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from image_folders import BAD, HANDLED, make_folder, write_good
 
-from tlutils import run
-from tlutils.__main__ import main
+from tlutils.course import run
+from tlutils.course.cli import main
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_your_own_data.ipynb"
 FAST = {"IMAGE_SIZE": 96, "BATCH_SIZE": 16, "FT_EPOCHS": 1, "VAL_FRACTION": 0.3}

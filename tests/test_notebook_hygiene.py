@@ -165,8 +165,8 @@ def notebooks_named_without_the_name() -> list[str]:
 
     texts = {p.stem: p.read_text() for p in NOTEBOOKS}
     bad = []
-    for info in pkgutil.iter_modules([str(ROOT / "tlutils")]):
-        module = importlib.import_module(f"tlutils.{info.name}")
+    for info in pkgutil.walk_packages([str(ROOT / "tlutils")], prefix="tlutils."):
+        module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
                 continue

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from tlutils import backbones, profiles
+from tlutils import backbones
+from tlutils.course import profiles
 
 CASES = [("smoke", "float32"), ("cpu", "float32"),
          ("gpu", "mixed_float16"),  # Colab's T4 (compute capability 7.5)

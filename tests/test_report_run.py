@@ -1,4 +1,4 @@
-"""tlutils.report and tlutils.run: metrics files, the report, parameter injection, the runner."""
+"""tlutils.course.report and run: metrics files, the report, parameter injection, the runner."""
 
 import json
 import os
@@ -7,7 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlutils import report, run
+from tlutils.course import report, run
+
+RECORDS_GOOD = "from tlutils.course import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)"
 
 
 def test_record_and_aggregate(tmp_path, monkeypatch):
@@ -120,7 +122,7 @@ def test_inject_needs_a_parameters_cell():
 
 
 def test_precision_policy_per_gpu_generation():
-    from tlutils import profiles
+    from tlutils.course import profiles
 
     gpu, smoke = profiles.PROFILES["gpu"], profiles.PROFILES["smoke"]
     assert profiles.precision_policy(gpu, (7, 5)) == "mixed_float16"  # T4
@@ -185,8 +187,7 @@ def test_runner_refuses_paths_that_are_not_notebooks_in_one_line(tmp_path, monke
 def test_failed_notebooks_are_listed_in_the_report_without_colour_codes(tmp_path, monkeypatch,
                                                                        capsys):
     monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
-    good = _notebook(tmp_path / "good.ipynb",
-                     "from tlutils import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)")
+    good = _notebook(tmp_path / "good.ipynb", RECORDS_GOOD)
     bad = _notebook(tmp_path / "bad.ipynb", "raise ValueError('broken on purpose')")
     assert run.run_all([good, bad], "cpu", {}) == 1
     out = capsys.readouterr().out
@@ -205,7 +206,7 @@ def test_a_dead_kernel_is_one_line_naming_the_notebook(tmp_path, monkeypatch):
 
 
 def test_runner_command_line_mistakes_are_one_line(monkeypatch, capsys):
-    from tlutils.__main__ import main
+    from tlutils.course.cli import main
 
     nb = str(run.all_notebooks()[0])
     assert main(["run", nb, "--profile", "smoke", "-p", "oops"]) == 2
@@ -218,8 +219,7 @@ def test_runner_command_line_mistakes_are_one_line(monkeypatch, capsys):
 
 def test_ctrl_c_names_the_notebook_and_still_writes_the_report(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
-    good = _notebook(tmp_path / "good.ipynb",
-                     "from tlutils import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)")
+    good = _notebook(tmp_path / "good.ipynb", RECORDS_GOOD)
     slow = _notebook(tmp_path / "slow.ipynb", "print('never reached')")
     real = run.execute
 

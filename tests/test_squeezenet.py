@@ -13,13 +13,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tlutils import backbones, data
+from tlutils.course import assets
 
 NAME = backbones.weights_name("squeezenet_11", 227)
 
 
 @pytest.fixture(scope="module")
 def weights_path():
-    return data.weights_file(NAME)
+    return assets.weights_file(NAME)
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +92,15 @@ def test_a_damaged_or_missing_weights_file_is_a_data_error(tmp_path, monkeypatch
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("TLU_MIRROR", raising=False)
     monkeypatch.setitem(
-        data.WEIGHTS, NAME, {**data.WEIGHTS[NAME], "url": f"http://127.0.0.1:9/{NAME}"}
+        assets.WEIGHTS, NAME, {**assets.WEIGHTS[NAME], "url": f"http://127.0.0.1:9/{NAME}"}
     )
-    with pytest.raises(data.DataError, match="Could not get the weights file") as err:
+    with pytest.raises(assets.DataError, match="Could not get the weights file") as err:
         backbones.load_backbone("squeezenet_11", 96)
     assert NAME in str(err.value) and str(tmp_path / "models") in str(err.value)
     copy = tmp_path / "models" / NAME
     copy.parent.mkdir(exist_ok=True)
     copy.write_bytes(weights_path.read_bytes()[:100_000])
-    with pytest.raises(data.DataError, match="is damaged") as err:
+    with pytest.raises(assets.DataError, match="is damaged") as err:
         backbones.load_backbone("squeezenet_11", 96)
     assert str(copy) in str(err.value)
 
@@ -124,14 +125,14 @@ def test_copy_refuses_a_file_that_does_not_fit(tmp_path, weights_path):
     before = [w.copy() for w in model.get_weights()]
     for case, (layers, message) in cases.items():
         _write_keras2_h5(tmp_path / f"{case}.h5", layers)
-        with pytest.raises(data.DataError, match=r"does not fit squeezenet") as err:
+        with pytest.raises(assets.DataError, match=r"does not fit squeezenet") as err:
             backbones.copy_h5_weights(model, tmp_path / f"{case}.h5")
         assert message in str(err.value), case
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     _write_keras2_h5(tmp_path / "good.h5", good)  # the same arrays rewritten: accepted
     backbones.copy_h5_weights(model, tmp_path / "good.h5")
     (tmp_path / "html.h5").write_bytes(b"<html>rate limited</html>")
-    with pytest.raises(data.DataError, match="is not a Keras weights file"):
+    with pytest.raises(assets.DataError, match="is not a Keras weights file"):
         backbones.copy_h5_weights(model, tmp_path / "html.h5")
     shutil.copy(weights_path, tmp_path / "real.h5")
     backbones.copy_h5_weights(model, tmp_path / "real.h5")

@@ -4,7 +4,8 @@ and the transformer path through a local keras_hub preset (no download)."""
 import numpy as np
 import pytest
 
-from tlutils import data, text
+from tlutils import text
+from tlutils.course import assets
 
 
 def test_labelled_lines_survive_empty_lines_and_non_ascii(tmp_path):
@@ -20,15 +21,15 @@ def test_labelled_lines_survive_empty_lines_and_non_ascii(tmp_path):
 def test_a_malformed_line_is_refused_naming_the_file_and_line(tmp_path, bad):
     path = tmp_path / "reviews.txt"
     path.write_text(f"1 fine\n\n{bad}\n0 bad\n", encoding="utf-8")
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(assets.DataError) as err:
         text.read_labelled_lines(path)
     message = str(err.value)
     assert message.startswith(f"{path}, line 3: expected a label 0..1") and "\n" not in message
 
 
 def _in_cache(name: str) -> bool:
-    spec = data.FILES[name]
-    return (data.cache_root() / "datasets" / spec.folder / spec.name).exists()
+    spec = assets.FILES[name]
+    return (assets.cache_root() / "datasets" / spec.folder / spec.name).exists()
 
 
 @pytest.mark.skipif(not _in_cache(text.GLOVE_FILE), reason="text data not in the cache")

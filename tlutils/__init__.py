@@ -1,9 +1,9 @@
 """Helpers for the transfer-learning course.
 
-Lesson helpers, each explained in a notebook: data, backbones, features, fitting, finetune,
-stats, augment, corruptions, adapt, folders, plots, text, transferability. Course machinery:
-profiles (which settings a machine gets), report and run (execute the notebooks and collect
-their numbers), and the command line in __main__.
+Lesson helpers, each explained in a notebook, live here: data, digits, backbones, features,
+fitting, finetune, stats, augment, corruptions, adapt, folders, plots, text, transferability.
+Course machinery, which a learner never needs to open, lives in tlutils.course: assets
+(datasets and weights into the cache), profiles, run, report and the command line (cli).
 
 Import the module you need (`from tlutils import data`); importing the package does nothing else.
 """

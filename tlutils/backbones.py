@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tlutils.data import DataError, weights_file
+from tlutils.course.assets import DataError, weights_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ def weights_name(name: str, image_size: int) -> str:
 def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
     """The backbone without its top, named "backbone", weights from the Keras cache.
 
-    The weights file is fetched and checked first (data.weights_file): offline with the
+    The weights file is fetched and checked first (assets.weights_file): offline with the
     file missing, or with a damaged file, the error names the file, its URL and folder.
     A backbone with a `builder` (SqueezeNet) is built here and gets the file's path.
     """

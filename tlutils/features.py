@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import DiskImages, ImageData, batches, cache_root, load_cached, save_atomic
+from tlutils.course.assets import cache_root, load_cached, save_atomic
+from tlutils.data import DiskImages, ImageData, batches
 
 
 def _precision_tag() -> str:

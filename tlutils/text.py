@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.data import DataError, fetch_file
+from tlutils.course.assets import DataError, fetch_file
 from tlutils.stats import cosine
 
 SST2_LABELS = ["negative", "positive"]

@@ -33,7 +33,7 @@ def record(notebook: str, profile: str, metrics: dict, wall_s: float) -> Path:
     """
     import keras
 
-    from tlutils.profiles import device
+    from tlutils.course.profiles import device
 
     payload = {
         "notebook": notebook,

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from tlutils.report import aggregate, build_dir, headline, repo_root
+from tlutils.course.report import aggregate, build_dir, headline, repo_root
 
 PATH_PARAMETER = re.compile(r"_(DIR|PATH|FILE|IMAGE)$")  # DATA_DIR, NEW_IMAGE: a path
 
@@ -82,8 +82,8 @@ def inject_parameters(nb, params: dict) -> None:
         raise ValueError(f"Unknown parameter {', '.join(unknown)}: this notebook's parameters "
                          f"are {', '.join(sorted(known))}.")
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    source = "# Parameters injected by tlutils.run; checked() refuses a value of the wrong type\n"
-    source += "from tlutils.run import checked as _checked\n\n"
+    source = "# Parameters injected by tlutils.course.run; checked() refuses a wrong type\n"
+    source += "from tlutils.course.run import checked as _checked\n\n"
     source += "".join(f"{k} = _checked({k!r}, {k}, {v!r})\n" for k, v in params.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(tagged[0] + 1, cell)

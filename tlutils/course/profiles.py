@@ -14,7 +14,7 @@ class Profile:
     """Defaults the notebooks share; each notebook's parameters cell can override them."""
 
     name: str
-    dataset: str  # a name in tlutils.data.DATASETS
+    dataset: str  # a name in tlutils.course.assets.DATASETS
     backbone: str  # a name in tlutils.backbones.BACKBONES
     image_size: int
     batch_size: int

@@ -1,0 +1,6 @@
+"""Course machinery: what runs the course, which a learner never needs to open.
+
+assets (where datasets and weights come from, checked into the cache), profiles (the
+settings each machine gets), run and report (execute the notebooks and collect their
+numbers) and cli (the `python3 -m tlutils` command line).
+"""

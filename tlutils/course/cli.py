@@ -1,0 +1,135 @@
+"""Command line: `python3 -m tlutils COMMAND` from the repository root.
+
+    run [NOTEBOOK ...] [--profile P] [-p NAME=VALUE ...]   execute notebooks, write build/<P>/
+    test [PYTEST ARGS ...]                                  the test suite (what CI runs)
+    fetch [--profile P | --all]                             download data and weights (offline use)
+    offline-cache SHARED_DATA                               fill the cache from a shared/data copy
+    report [--profile P]                                    rebuild build/<P>/report.md
+    lab                                                     JupyterLab on notebooks/, quiet kernels
+
+Without the pinned packages installed, the command first creates `.venv/` in the
+repository, installs them there (a few minutes, once), and re-runs itself inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NEEDED = ("keras", "tensorflow", "nbclient", "nbval", "pytest", "sklearn", "matplotlib", "PIL")
+
+
+def _venv_python() -> Path:
+    return ROOT / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    """Re-run inside ROOT/.venv (created and installed when missing) unless deps are here."""
+    if all(importlib.util.find_spec(m) for m in NEEDED):
+        return
+    py = _venv_python()
+    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
+        if os.environ.get("TLU_BOOTSTRAPPED"):
+            sys.exit(f"Installing into {ROOT / '.venv'} did not provide {', '.join(NEEDED)}.")
+        print(f"Installing the pinned packages into {ROOT / '.venv'} (once; a few minutes)...",
+              flush=True)
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r",
+                               str(ROOT / "requirements.lock")])  # the exact tested set
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)])
+        os.environ["TLU_BOOTSTRAPPED"] = "1"
+    elif not py.exists():
+        print(f"Creating a virtual environment in {ROOT / '.venv'}...", flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", str(ROOT / ".venv")])
+    os.execv(str(py), [str(py), "-m", "tlutils", *sys.argv[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tlutils", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute notebooks and write the report")
+    run.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
+    run.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
+                     help="default: gpu when a GPU is visible, else cpu")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    sub.add_parser("test", help="run the test suite (unit tests and every notebook); "
+                   "extra arguments go to pytest")
+    fetch = sub.add_parser("fetch", help="download datasets and weights into the cache")
+    fetch.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
+    fetch.add_argument("--all", action="store_true", help="every profile")
+    cache = sub.add_parser("offline-cache", help="fill the cache from a shared/data folder")
+    cache.add_argument("shared_data", type=Path)
+    sub.add_parser("lab", help="open the notebooks in JupyterLab; TensorFlow's C++ start-up "
+                   "messages go to this terminal instead of the notebooks")
+    report = sub.add_parser("report", help="rebuild the report from recorded metrics")
+    report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+    if args.command == "test":
+        os.chdir(ROOT)
+        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--durations=12", "tests",
+               "notebooks", *extra]
+        return subprocess.call(cmd)
+
+    if args.command == "lab":
+        from tlutils.course.run import kernel_environment
+
+        os.chdir(ROOT)
+        env = {**os.environ, **kernel_environment()}
+        cmd = [sys.executable, "-m", "jupyterlab", "notebooks/"]
+        return subprocess.call(cmd, env=env)
+
+    from tlutils.course import assets, profiles, report
+
+    try:
+        if args.command == "run":
+            from tlutils.course.run import all_notebooks, parse_params, run_all
+
+            profile = profiles.current(args.profile)
+            notebooks = args.notebooks or all_notebooks()
+            print(f"Profile {profile}: {len(notebooks)} notebook(s); outputs in "
+                  f"{report.build_dir(profile)}", flush=True)
+            return 1 if run_all(notebooks, profile, parse_params(args.param)) else 0
+        if args.command == "fetch":
+            return _fetch(["smoke", "cpu", "gpu"] if args.all else [profiles.current(args.profile)])
+        if args.command == "offline-cache":
+            root, repaired = assets.build_offline_cache(args.shared_data)
+            for path in repaired:
+                print(f"Repaired {path}: it differed from the shared copy.")
+            print(f"Cache ready: {root}")
+            return 0
+        if args.command == "report":
+            print(report.aggregate(profiles.current(args.profile))[0].read_text(encoding="utf-8"))
+            return 0
+    except (assets.DataError, FileNotFoundError, ValueError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _fetch(profile_names: list[str]) -> int:
+    """Download every dataset and weights file the profiles use (for an offline workshop);
+    everything missing is listed in one pass."""
+    from tlutils import backbones
+    from tlutils.course import assets, profiles
+
+    datasets, weights = [], []
+    for name in profile_names:
+        p = profiles.PROFILES[name]
+        datasets.append(p.dataset)
+        weights.append(backbones.weights_name(p.backbone, p.image_size))
+    # 05_domain_shift: the PACS subset (smoke) or full PACS, the MNIST test set and USPS
+    datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
+    datasets += ["pacs_subset"] if "smoke" in profile_names else []
+    assets.require(list(dict.fromkeys(datasets)), list(assets.FILES), list(dict.fromkeys(weights)))
+    print(f"Done: {', '.join(dict.fromkeys(datasets + list(assets.FILES) + weights))}. Copy "
+          f"{assets.cache_root()} to the workshop machines and set KERAS_HOME to it.")
+    return 0

@@ -1,0 +1,67 @@
+"""Handwritten digits: MNIST test and USPS, and the digit task far from ImageNet.
+
+The task is explained in 03_full_fine_tuning; 05_domain_shift carries MNIST to USPS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tlutils.course.assets import fetch_file
+from tlutils.data import stratified_split
+
+DIGIT_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]  # load_mnist_t10k
+
+
+def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
+
+    load_digit_task turns it into a task far from ImageNet; 05_domain_shift uses it as the
+    source domain (the full training set is not shipped).
+    """
+    import gzip
+
+    images, labels = DIGIT_FILES
+    with gzip.open(fetch_file(images)) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(fetch_file(labels)) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    return x, y
+
+
+def load_usps(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """USPS digits (split "train": 7,291, "test": 2,007) as 16 x 16 uint8, with labels.
+
+    The target domain of the digits part of 05_domain_shift.
+    """
+    import h5py
+
+    with h5py.File(fetch_file("usps.h5"), "r") as f:
+        x = np.asarray(f[split]["data"]).reshape(-1, 16, 16)
+        y = np.asarray(f[split]["target"]).astype(np.int64)
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), y
+
+
+def load_digit_task(size: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """MNIST test digits as a colour-image task far from ImageNet: (x_pool, y_pool, x_val,
+    y_val), each digit resized to `size` px in 3 channels, `n_val` of them held out.
+
+    Explained in 03_full_fine_tuning; 04_data_augmentation uses it too.
+    """
+    x, y = load_mnist_t10k()
+    pool, val = stratified_split(y, n_val / len(y), seed)
+    return (resize_digits(x[pool], size, channels=3), y[pool],
+            resize_digits(x[val], size, channels=3), y[val])
+
+
+def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
+    """Grey digits (n, h, w) uint8 -> (n, size, size, channels) uint8, bilinear, still 0..255.
+
+    channels=3 repeats the grey level for an ImageNet backbone (load_digit_task);
+    05_domain_shift brings 16-pixel USPS digits to MNIST's 28 pixels.
+    """
+    import keras
+
+    big = keras.ops.image.resize(x[..., None].astype("float32"), (size, size))
+    big = np.clip(np.round(keras.ops.convert_to_numpy(big)), 0, 255).astype("uint8")
+    return np.repeat(big, channels, axis=-1) if channels > 1 else big
