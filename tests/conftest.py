@@ -24,7 +24,7 @@ def pytest_configure(config):
 
     os.environ.update(kernel_environment())  # nbval's kernels: no C++ log lines in the notebooks
     if SHARED.is_dir():
-        from tlutils.course.assets import build_offline_cache
+        from tlutils.course.offline import build_offline_cache
 
         build_offline_cache(SHARED)
 

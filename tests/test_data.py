@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tlutils import data, digits
-from tlutils.course import assets
+from tlutils.course import assets, offline
 
 
 def _png_bytes(color, size=(40, 30)) -> bytes:
@@ -169,7 +169,7 @@ def test_stratified_split_and_subsets():
 
 def test_build_offline_cache_refuses_wrong_folder(tmp_path):
     with pytest.raises(assets.DataError, match="no MANIFEST.md"):
-        assets.build_offline_cache(tmp_path)
+        offline.build_offline_cache(tmp_path)
 
 
 # Domain-shift data (05_domain_shift): PACS specs, single files with mirrors, digits.
@@ -219,7 +219,7 @@ def test_offline_cache_copies_single_files(tmp_path, monkeypatch):
     (shared / "MANIFEST.md").write_text("test")
     (shared / "domains" / "usps" / "usps.h5").write_bytes(b"not really h5")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
-    root, repaired = assets.build_offline_cache(shared, tmp_path / "cache")
+    root, repaired = offline.build_offline_cache(shared, tmp_path / "cache")
     assert repaired == []
     assert (root / "datasets" / "usps" / "usps.h5").read_bytes() == b"not really h5"
     assert not (root / "datasets" / "mnist_t10k").exists(), "absent files are skipped"

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.conftest import SHARED
 from tlutils import backbones, data
-from tlutils.course import assets
+from tlutils.course import assets, offline
 
 COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
 
@@ -199,9 +199,9 @@ def test_a_truncated_weights_file_is_named_and_offline_cache_repairs_it(cache):
     with pytest.raises(assets.DataError) as err:
         backbones.load_backbone("mobilenet_025", 224)
     assert str(path) in str(err.value) and "offline-cache" in str(err.value)
-    root, repaired = assets.build_offline_cache(SHARED, cache)
+    root, repaired = offline.build_offline_cache(SHARED, cache)
     assert path in repaired and path.read_bytes() == good
-    assert assets.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
+    assert offline.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
     assert backbones.load_backbone("mobilenet_025", 224).name == "backbone"
 
 
@@ -273,12 +273,12 @@ def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache):
     images = shared / "images" / "hymenoptera_data" / "train" / "ants"
     images.mkdir(parents=True)
     (images / "a.jpg").write_bytes(_jpeg(1))
-    root, repaired = assets.build_offline_cache(shared, tmp_path / "cache")
+    root, repaired = offline.build_offline_cache(shared, tmp_path / "cache")
     copy = root / "datasets" / assets.DATASETS["hymenoptera"].path
     assert repaired == [] and (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
     (copy / "train" / "ants" / "a.jpg").write_bytes(_jpeg(1)[:100])  # a cut copy
     (copy / "train" / "ants" / ".DS_Store").write_bytes(b"finder")  # not a difference
-    assert assets.build_offline_cache(shared, tmp_path / "cache")[1] == [copy]
+    assert offline.build_offline_cache(shared, tmp_path / "cache")[1] == [copy]
     assert (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
     assert not list(copy.parent.glob(".*.tmp")), "no temporary folder left behind"
 
@@ -294,9 +294,11 @@ def test_fetch_all_lists_everything_missing_in_one_pass(cache, monkeypatch, caps
             spec, urls=(f"http://127.0.0.1:9/{name}",)))
     for name, spec in list(assets.WEIGHTS.items()):
         monkeypatch.setitem(assets.WEIGHTS, name, {**spec, "url": f"http://127.0.0.1:9/{name}"})
+    for name, spec in list(assets.MODELS.items()):
+        monkeypatch.setitem(assets.MODELS, name, dataclasses.replace(spec, url="http://127.0.0.1:9"))
     assert main(["fetch", "--all"]) == 2
     lines = capsys.readouterr().err.splitlines()
-    # hymenoptera, flower_photos, pacs, pacs_subset; every single file; 3 weights files
-    n = 4 + len(assets.FILES) + 3
+    # hymenoptera, flower_photos, pacs, pacs_subset; every single file; 3 weights files; models
+    n = 4 + len(assets.FILES) + 3 + len(assets.MODELS)
     assert lines[0] == f"Error: {n} of the files this needs cannot be used:", lines[0]
     assert len(lines) == n + 1 and all(line.startswith("- ") for line in lines[1:])

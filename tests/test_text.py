@@ -1,5 +1,5 @@
-"""tlutils.text (07_text_transfer): the SST-2 loader on bad lines, GloVe, the embedding matrix,
-and the transformer path through a local keras_hub preset (no download)."""
+"""tlutils.text (07_text_transfer): the SST-2 loader on bad lines, GloVe, the embedding matrix
+(the transformer path: tests/test_transformer.py)."""
 
 import numpy as np
 import pytest
@@ -55,18 +55,3 @@ def test_embedding_matrix_and_mean_vectors():
     means = text.mean_vectors(ids, matrix, known)
     assert np.allclose(means[0], [0.5, 1.0]), "unknown words and padding left out"
     assert np.allclose(means[1], [0, 0]), "a sentence without a known word"
-
-
-def test_the_transformer_path_loads_a_local_preset(tmp_path):
-    """The notebook's from_preset call on a tiny random BERT saved as a local preset."""
-    keras_hub = pytest.importorskip("keras_hub")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "bad", "film", "dull"]
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), num_layers=1,
-                                             num_heads=2, hidden_dim=8, intermediate_dim=16,
-                                             max_sequence_length=16)
-    backbone.save_to_preset(tmp_path / "tiny")
-    keras_hub.models.BertTokenizer(vocabulary=vocab).save_to_preset(tmp_path / "tiny")
-    sentences, labels = ["a good film", "a dull film", "good", "bad"] * 4, np.array([1, 0] * 8)
-    acc = text.fine_tune_transformer(str(tmp_path / "tiny"), sentences, labels, sentences[:4],
-                                     labels[:4], epochs=2, lr=1e-3, batch_size=4, seq_len=8)
-    assert acc in (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -1,41 +1,73 @@
-"""Text transfer: SST-2 sentences, GloVe vectors, and what the notebook builds from them.
+"""Text transfer: SST-2 sentences, GloVe vectors, a pretrained transformer, and what the
+notebook builds from them.
 
 Explained in 07_text_transfer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from tlutils.course.assets import DataError, fetch_file
+from tlutils.course.assets import (
+    MODELS,
+    DataError,
+    cache_root,
+    fetch_file,
+    load_cached,
+    model_folder,
+    save_atomic,
+)
 from tlutils.stats import cosine
 
 SST2_LABELS = ["negative", "positive"]
 GLOVE_FILE = "glove.6B.50d.10k.zip"
 
 
-def read_labelled_lines(path: str | Path, n_labels: int = 2) -> tuple[list[str], np.ndarray]:
+def read_labelled_lines(path: str | Path, n_labels: int = 2,
+                        long_words: int = 200) -> tuple[list[str], np.ndarray]:
     """Sentences and integer labels from a `LABEL TEXT` file, one sentence a line, UTF-8.
 
-    Empty lines are skipped; a line without text, or whose label is not 0..n_labels-1,
-    raises DataError naming the file and the line.
+    A line without text, or whose label is not 0..n_labels-1, raises DataError naming the
+    file and the line. What is handled instead is printed in one line: empty lines
+    (skipped), bytes that are not UTF-8 (read as U+FFFD) and lines of more than long_words
+    words (kept; a model cuts them to its own length).
     """
-    texts, labels = [], []
-    raw = Path(path).read_bytes().decode("utf-8", errors="replace")
-    for number, line in enumerate(raw.splitlines(), 1):
+    texts, labels, empty, not_utf8, long = [], [], 0, [], []
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        line = raw.decode("utf-8", errors="replace")
+        if "\ufffd" in line and "\ufffd".encode() not in raw:
+            not_utf8.append(number)
         if not line.strip():
+            empty += 1
             continue
         label, _, text = line.strip().partition(" ")
         if not text.strip() or label not in {str(i) for i in range(n_labels)}:
             shown = line.strip()[:60]
             raise DataError(f"{path}, line {number}: expected a label 0..{n_labels - 1}, a "
                             f"space and the sentence, got {shown!r}; fix or remove that line.")
+        if len(text.split()) > long_words:
+            long.append(number)
         texts.append(text.strip())
         labels.append(int(label))
+    notes = [f"skipped {empty} empty line(s)"] * bool(empty)
+    notes += [f"read line(s) {_lines(not_utf8)} with U+FFFD for bytes that are not UTF-8"] * bool(
+        not_utf8)
+    notes += [f"kept line(s) {_lines(long)} of more than {long_words} words"] * bool(long)
+    if notes:
+        print(f"{Path(path).name}: " + "; ".join(notes) + ".")
     return texts, np.array(labels, dtype=np.int64)
+
+
+def _lines(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:5])) + (f" and {len(numbers) - 5} more" if len(numbers) > 5
+                                               else "")
 
 
 def load_sst2(split: str) -> tuple[list[str], np.ndarray]:
@@ -86,26 +118,154 @@ def mean_vectors(ids: np.ndarray, matrix: np.ndarray, known: np.ndarray) -> np.n
     return sums / np.maximum(use.sum(axis=1, keepdims=True), 1)
 
 
-def fine_tune_transformer(preset: str, texts: list[str], labels: np.ndarray,
-                          dev_texts: list[str], dev_labels: np.ndarray, *, epochs: int,
-                          lr: float, batch_size: int, seq_len: int, seed: int = 0) -> float:
-    """Fine-tune a keras_hub text classifier loaded from `preset` (a Kaggle or Hugging Face
-    handle, or a local folder) on the sentences, in a fixed shuffled order; return its
-    accuracy on the dev sentences. Explained in 07_text_transfer."""
-    import keras
+def transformer_preset(preset: str) -> str:
+    """What keras_hub's from_preset should load: a registered model's checked cache folder
+    (data/registry.json "models"), a local folder once check_model_folder accepts it, or
+    any other handle unchanged (hf://..., a Kaggle preset name)."""
+    if preset in MODELS:
+        return str(model_folder(preset))
+    folder = Path(preset).expanduser()
+    if folder.is_dir():
+        check_model_folder(folder)
+        return str(folder)
+    return preset
 
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse, in one sentence, a local folder keras_hub could not load: neither a keras_hub
+    preset (metadata.json) nor a Hugging Face checkpoint (config.json, model.safetensors),
+    a checkpoint without its vocab.txt, or a model.safetensors cut short."""
+    if (folder / "metadata.json").exists():
+        return
+    if not ((folder / "config.json").exists() and (folder / "model.safetensors").exists()):
+        raise DataError(f"{folder} is neither a keras_hub preset (metadata.json) nor a Hugging "
+                        "Face checkpoint (config.json and model.safetensors): point TRANSFORMER "
+                        "at a folder that holds one, or at a handle such as "
+                        "hf://sentence-transformers/all-MiniLM-L6-v2.")
+    if not (folder / "vocab.txt").exists():
+        raise DataError(f"{folder} has no vocab.txt, the word-piece vocabulary its tokenizer "
+                        "reads: copy vocab.txt from where the checkpoint came from into it.")
+    problem = safetensors_problem(folder / "model.safetensors")
+    if problem:
+        raise DataError(f"{folder / 'model.safetensors'} is {problem}: download it again.")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file cannot be whole (None if it can): its 8-byte header length,
+    JSON header and tensor offsets must account for every byte of the file."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little") if size >= 8 else size
+        if n > size - 8:
+            return f"cut short ({size:,} bytes, less than its own header)"
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return "not a safetensors file (its header is not JSON)"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        return f"cut short: {size:,} bytes, where its header describes {8 + n + end:,}"
+    return None
+
+
+def load_transformer(preset: str):
+    """(backbone, tokenizer) of a pretrained transformer through keras_hub's from_preset, for
+    a registered model, a local folder or a handle (transformer_preset). Explained in
+    07_text_transfer."""
     try:
-        import keras_hub
+        with warnings.catch_warnings():  # tqdm's note that Jupyter widgets are not installed
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import keras_hub
     except ImportError:
         raise ImportError("The transformer needs keras-hub: `pip install keras-hub` (on Colab: "
                           "`%pip install -q keras-hub`), then run the section again.") from None
-    keras.utils.set_random_seed(seed)
-    classifier = keras_hub.models.TextClassifier.from_preset(preset, num_classes=2)
-    classifier.preprocessor.sequence_length = seq_len
-    classifier.compile(optimizer=keras.optimizers.AdamW(lr),
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    order = np.random.default_rng(seed).permutation(len(texts))
-    classifier.fit([texts[i] for i in order], np.asarray(labels)[order], epochs=epochs,
-                   batch_size=batch_size, shuffle=False, verbose=0)
-    logits = classifier.predict(list(dev_texts), batch_size=64, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(dev_labels)))
+    path = transformer_preset(preset)
+    _expected_retracing_quiet()
+    backbone = keras_hub.models.Backbone.from_preset(path)
+    tokenizer = keras_hub.models.Tokenizer.from_preset(path)
+    return backbone, tokenizer
+
+
+class _ExpectedRetracing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _expected_retracing_quiet() -> None:
+    """Trimmed batches change shape on purpose, so TensorFlow's advice against retracing (a
+    WARNING after a few traced shapes) does not apply to them: drop that one message."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _ExpectedRetracing) for f in logger.filters):
+        logger.addFilter(_ExpectedRetracing())
+
+
+def token_ids(tokenizer, texts: list[str], seq_len: int) -> list[np.ndarray]:
+    """Each sentence as word-piece ids, [CLS] first and [SEP] last, cut to seq_len ids."""
+    rows = tokenizer(list(texts))
+    rows = rows.to_list() if hasattr(rows, "to_list") else [list(r) for r in rows]
+    first, last = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return [np.array([first, *r[: seq_len - 2], last], dtype="int32") for r in rows]
+
+
+def by_length(ids: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
+    """Batches of sentence indices, shortest sentences first, so each batch pads little."""
+    order = np.argsort([len(r) for r in ids], kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padded(ids: list[np.ndarray], idx) -> dict[str, np.ndarray]:
+    """The backbone's inputs for sentences idx, padded only to the longest of them (id 0 is
+    [PAD]): trimming each batch instead of padding every sentence to seq_len."""
+    tokens = np.zeros((len(idx), max(len(ids[i]) for i in idx)), "int32")
+    for row, i in enumerate(idx):
+        tokens[row, :len(ids[i])] = ids[i]
+    return {"token_ids": tokens, "padding_mask": tokens > 0, "segment_ids": np.zeros_like(tokens)}
+
+
+def outputs(model, ids: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """model's output for every sentence, in the order of ids, computed batch by batch in
+    length order with each batch trimmed (by_length, padded)."""
+    rows = {}
+    for idx in by_length(ids, batch_size):
+        out = np.asarray(model.predict_on_batch(padded(ids, idx)))
+        rows.update(zip(idx.tolist(), out, strict=True))
+    return np.stack([rows[i] for i in range(len(ids))])
+
+
+def cached_outputs(model, ids: list[np.ndarray], key: str, batch_size: int = 64) -> np.ndarray:
+    """outputs() kept on disk under <cache>/tlutils/text/, keyed by `key` (what the model
+    is) and the token ids themselves, so a rerun does not compute them again."""
+    h = hashlib.sha1(key.encode())
+    for r in ids:
+        h.update(r.tobytes() + b"|")
+    path = cache_root() / "tlutils" / "text" / f"{h.hexdigest()[:20]}.npy"
+    found = load_cached(path, np.load)
+    if found is None or len(found) != len(ids):
+        found = outputs(model, ids, batch_size)
+        save_atomic(path, lambda f: np.save(f, found))
+    return found
+
+
+def sentence_model(backbone, n_classes: int | None = None, dropout: float = 0.1):
+    """The backbone's token vectors averaged over the real tokens (padding left out). With
+    n_classes None, L2-normalised: the sentence embedding all-MiniLM was trained to give.
+    Otherwise dropout and a softmax layer follow: the classifier that is fine-tuned. BERT's
+    pooler of the [CLS] vector, unused here, is frozen, so no weight lacks a gradient."""
+    import keras
+    from keras import ops
+
+    for layer in backbone.layers:
+        if layer.name == "pooled_dense":
+            layer.trainable = False
+
+    inputs = {"token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
+              "padding_mask": keras.Input((None,), dtype="bool", name="padding_mask"),
+              "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids")}
+    tokens = backbone(inputs)["sequence_output"]
+    mask = ops.expand_dims(ops.cast(inputs["padding_mask"], tokens.dtype), -1)
+    mean = ops.sum(tokens * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+    if n_classes is None:
+        return keras.Model(inputs, ops.normalize(mean, axis=-1))
+    x = keras.layers.Dropout(dropout)(mean)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax",
+                                                  dtype="float32")(x))

@@ -71,6 +71,19 @@ class FileSpec:
     shared_copy: str | None = None  # offline copy under shared/data
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A pretrained model kept as a folder of files (a Hugging Face checkpoint): the upstream
+    folder, each file's sha256, and its folder under <cache>/models."""
+
+    name: str
+    url: str  # the upstream folder: file f is at url/f
+    folder: str  # relative to <cache>/models
+    layout: str  # what the folder holds, in words (used in error messages)
+    files: dict  # path inside the folder -> sha256
+    shared_copy: str | None = None  # offline copy under shared/data
+
+
 def _registry() -> dict:
     return json.loads(project_data("registry.json").read_text(encoding="utf-8"))
 
@@ -91,6 +104,8 @@ DATASETS: dict[str, DatasetSpec] = _datasets()
 FILES: dict[str, FileSpec] = _files()
 
 
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(name, **m)
+                                for name, m in _registry()["models"].items()}
 WEIGHTS: dict[str, dict] = _registry()["weights"]  # file name -> url, sha256 or md5, shared_copy
 
 
@@ -378,12 +393,36 @@ def _weights_problem(path: Path, spec: dict) -> str | None:
         return f"not a readable HDF5 file: {str(err).splitlines()[0][:80]}"
 
 
-def require(datasets: list[str] = (), files: list[str] = (), weights: list[str] = ()) -> None:
+def model_folder(name: str) -> Path:
+    """The cache folder of a registered model (data/registry.json "models"): each missing
+    file is downloaded, and every file is checked against its sha256, so a cut or altered
+    file is named instead of failing deep inside a loader (text.load_transformer)."""
+    spec = MODELS[name]
+    folder = cache_root() / "models" / spec.folder
+    for rel, sha in spec.files.items():
+        path = folder / rel
+        if not path.exists():
+            try:
+                download(path.name, [f"{spec.url}/{rel}"], str(path.parent.relative_to(
+                    cache_root())), sha)
+            except DataError as err:
+                raise DataError(f"Could not get {rel} of {name} ({err}). Download "
+                                f"{spec.url}/{rel} and put it at {path}.") from None
+        elif _sha256(path) != sha:
+            raise DataError(f"{path} is damaged (its sha256 is not the published one): delete "
+                            "it and run again to download it, or run `python3 -m tlutils "
+                            "offline-cache SHARED_DATA` to copy it from the shared data.")
+    return folder
+
+
+def require(datasets: list[str] = (), files: list[str] = (), weights: list[str] = (),
+            models: list[str] = ()) -> None:
     """Fetch what a notebook needs before it trains anything. Every asset is tried, and one
     DataError lists each one that is missing or damaged, a sentence each. Explained in
     00_start_here; every notebook calls it after its parameters cell."""
     problems = []
-    for get, names in ((fetch, datasets), (fetch_file, files), (weights_file, weights)):
+    for get, names in ((fetch, datasets), (fetch_file, files), (weights_file, weights),
+                       (model_folder, models)):
         for name in names:
             try:
                 get(name)
@@ -394,61 +433,5 @@ def require(datasets: list[str] = (), files: list[str] = (), weights: list[str] 
                         + "\n".join(f"- {p}" for p in problems))
 
 
-def build_offline_cache(shared_data: str | Path,
-                        cache: str | Path | None = None) -> tuple[Path, list[Path]]:
-    """Copy the offline assets of shared/data into a writable Keras cache; return the cache
-    and the cached copies it repaired (they differed from the shared ones: a cut download,
-    a damaged file).
-
-    Weights go to <cache>/models (where keras.applications looks), datasets to the
-    folder fetch() checks. Identical copies already there are left alone.
-    """
-    shared = Path(shared_data)
-    if not (shared / "MANIFEST.md").exists():
-        raise DataError(f"{shared} is not a shared data folder (it has no MANIFEST.md).")
-    if cache is not None:
-        os.environ["KERAS_HOME"] = str(Path(cache).resolve())
-    root = cache_root()
-    pairs = [(f, root / "models" / f.name) for f in sorted((shared / "keras" / "models").glob("*"))]
-    pairs += [(shared / w["shared_copy"], root / "models" / name)
-              for name, w in WEIGHTS.items() if w.get("shared_copy")]
-    pairs += [(shared / s.shared_copy, root / "datasets" / s.path)
-              for s in DATASETS.values() if s.shared_copy]
-    pairs += [(shared / f.shared_copy, root / "datasets" / f.folder / f.name)
-              for f in FILES.values() if f.shared_copy]
-    repaired = []
-    for src, dst in dict((d, (s, d)) for s, d in pairs).values():
-        if src.exists() and _copy_atomic(src, dst):
-            repaired.append(dst)
-    return root, repaired
-
-
-def _same(a: Path, b: Path) -> bool:
-    if a.is_dir() != b.is_dir():
-        return False
-    if a.is_dir():
-        return folder_sha256(a) == folder_sha256(b)
-    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _copy_atomic(src: Path, dst: Path) -> bool:
-    """Copy a file or folder to dst unless an identical copy is there; a differing one is
-    replaced in one rename (True is returned). A parallel run never sees half a copy."""
-    existed = dst.exists()
-    if existed and _same(src, dst):
-        return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
-    try:
-        new = work / "new"
-        shutil.copytree(src, new) if src.is_dir() else shutil.copy2(src, new)
-        if existed:
-            os.rename(dst, work / "old")  # out of the way; a folder cannot be replaced in place
-        _move_into_place(new, dst) if src.is_dir() else os.replace(new, dst)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return existed

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "jupyterlab", "notebooks/"]
         return subprocess.call(cmd, env=env)
 
-    from tlutils.course import assets, profiles, report
+    from tlutils.course import assets, offline, profiles, report
 
     try:
         if args.command == "run":
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             return _fetch(["smoke", "cpu", "gpu"] if args.all else [profiles.current(args.profile)])
         if args.command == "offline-cache":
-            root, repaired = assets.build_offline_cache(args.shared_data)
+            root, repaired = offline.build_offline_cache(args.shared_data)
             for path in repaired:
                 print(f"Repaired {path}: it differed from the shared copy.")
             print(f"Cache ready: {root}")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fetch(profile_names: list[str]) -> int:
-    """Download every dataset and weights file the profiles use (for an offline workshop);
+    """Download every dataset, weights file and model the profiles use (for an offline workshop);
     everything missing is listed in one pass."""
     from tlutils import backbones
     from tlutils.course import assets, profiles
@@ -129,7 +129,10 @@ def _fetch(profile_names: list[str]) -> int:
     # 05_domain_shift: the PACS subset (smoke) or full PACS, the MNIST test set and USPS
     datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
     datasets += ["pacs_subset"] if "smoke" in profile_names else []
-    assets.require(list(dict.fromkeys(datasets)), list(assets.FILES), list(dict.fromkeys(weights)))
-    print(f"Done: {', '.join(dict.fromkeys(datasets + list(assets.FILES) + weights))}. Copy "
+    # 07_text_transfer: the transformer, in every profile
+    everything = [list(dict.fromkeys(datasets)), list(assets.FILES),
+                  list(dict.fromkeys(weights)), list(assets.MODELS)]
+    assets.require(*everything)
+    print(f"Done: {', '.join(sum(everything, []))}. Copy "
           f"{assets.cache_root()} to the workshop machines and set KERAS_HOME to it.")
     return 0
