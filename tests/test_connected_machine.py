@@ -5,6 +5,7 @@ hand; see docs/dependencies.md)."""
 
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +24,8 @@ COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
 
 def _upstream_files(www: Path) -> None:
     """hymenoptera_data.zip, full PACS as GitHub zips it (the subset's files plus fillers up
-    to each domain's count of 9,991), the MNIST test set, USPS and the MobileNet weights."""
+    to each domain's count of 9,991), the MNIST test set, USPS, the MobileNet weights and
+    07's transformer."""
     with zipfile.ZipFile(www / "hymenoptera_data.zip", "w") as z:
         for p in assets.files_under(SHARED / "images" / "hymenoptera_data"):
             z.write(p, f"hymenoptera_data/{p.relative_to(SHARED / 'images' / 'hymenoptera_data')}")
@@ -42,6 +44,8 @@ def _upstream_files(www: Path) -> None:
     for name, spec in assets.WEIGHTS.items():
         if spec.get("shared_copy"):
             (www / name).write_bytes((SHARED / spec["shared_copy"]).read_bytes())
+    for spec in assets.MODELS.values():  # a model's files in a folder of its name
+        shutil.copytree(SHARED / spec.shared_copy, www / spec.folder)
 
 
 @pytest.fixture()

@@ -173,16 +173,17 @@ def load_cached(path: Path, read: Callable):
         return None
 
 
-def download(fname: str, urls: list[str], subdir: str, file_hash: str | None = None) -> Path:
+def download(fname: str, urls: list[str], subdir: str, file_hash: str | None = None,
+             mirror_name: str | None = None) -> Path:
     """keras.utils.get_file into <cache>/subdir from the first source that answers, checking
-    file_hash where one is known: $TLU_MIRROR/<fname> first when that is set (a workshop's
-    own server, e.g. `python3 -m http.server` in a folder of the files), then the upstream
-    URLs. Raises DataError with what each source said."""
+    file_hash where one is known: $TLU_MIRROR/<mirror_name or fname> first when that is set
+    (a workshop's own server, e.g. `python3 -m http.server` in a folder of the files), then
+    the upstream URLs. Raises DataError with what each source said."""
     import keras
 
     mirror = os.environ.get("TLU_MIRROR", "").rstrip("/")
     errors = []
-    for url in ([f"{mirror}/{fname}"] if mirror else []) + list(urls):
+    for url in ([f"{mirror}/{mirror_name or fname}"] if mirror else []) + list(urls):
         try:
             return Path(keras.utils.get_file(fname=fname, origin=url, file_hash=file_hash,
                                              cache_dir=str(cache_root()), cache_subdir=subdir))
@@ -396,7 +397,8 @@ def _weights_problem(path: Path, spec: dict) -> str | None:
 def model_folder(name: str) -> Path:
     """The cache folder of a registered model (data/registry.json "models"): each missing
     file is downloaded, and every file is checked against its sha256, so a cut or altered
-    file is named instead of failing deep inside a loader (text.load_transformer)."""
+    file is named instead of failing deep inside a loader (text.load_transformer). A
+    workshop mirror serves the files in a folder of the model's name."""
     spec = MODELS[name]
     folder = cache_root() / "models" / spec.folder
     for rel, sha in spec.files.items():
@@ -404,7 +406,7 @@ def model_folder(name: str) -> Path:
         if not path.exists():
             try:
                 download(path.name, [f"{spec.url}/{rel}"], str(path.parent.relative_to(
-                    cache_root())), sha)
+                    cache_root())), sha, mirror_name=f"{spec.folder}/{rel}")
             except DataError as err:
                 raise DataError(f"Could not get {rel} of {name} ({err}). Download "
                                 f"{spec.url}/{rel} and put it at {path}.") from None
