@@ -23,6 +23,7 @@ def pytest_configure(config):
     from tlutils.course.run import kernel_environment
 
     os.environ.update(kernel_environment())  # nbval's kernels: no C++ log lines in the notebooks
+    config.pluginmanager.register(NotebookCells(), "notebook-cells")
     if SHARED.is_dir():
         from tlutils.course.offline import build_offline_cache
 
@@ -43,16 +44,93 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Fail a notebook cell (nbval) whose output carries library log noise (run.LOG_NOISE)."""
-    outcome = yield
-    report = outcome.get_result()
-    outputs = getattr(item, "test_outputs", None)
-    if call.when == "call" and report.passed and outputs:
-        from tlutils.course.run import log_noise
+class NotebookCells:
+    """Hooks for nbval's notebook cells. A conftest's hooks reach only the tests in its own
+    folder, and the notebooks are not in tests/, so pytest_configure registers this plugin for
+    the whole session."""
 
-        noisy = log_noise(outputs)  # e.g. TensorFlow's start-up lines
-        if noisy:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Fail a notebook cell whose output carries library log noise (run.LOG_NOISE), and
+        run each notebook's rerun pass (below)."""
+        outcome = yield
+        report = outcome.get_result()
+        outputs = getattr(item, "test_outputs", None)
+        if call.when == "call" and report.passed and outputs:
+            from tlutils.course.run import log_noise
+
+            noisy = log_noise(outputs)  # e.g. TensorFlow's start-up lines
+            if noisy:
+                report.outcome = "failed"
+                report.longrepr = f"Log noise in the output, to silence at its source: {noisy[0]}"
+        _rerun_pass(item, call, report)
+
+
+# A learner reruns cells: after finishing a notebook, they go back to a cell and run it again.
+# So after nbval has run a notebook's last cell, every code cell that took less than
+# RERUN_BELOW_S the first time runs again in the same kernel, from the last to the first: each
+# one sees the state that the cells after it leave (in order, each would first get back the
+# state of the cells before it, which hides exactly these bugs). None may fail, and no file the
+# first pass left under build/ may be gone afterwards.
+RERUN_BELOW_S = 3.0
+_CELL_SECONDS: dict[str, list[tuple[object, float]]] = {}
+
+
+def _is_last_cell(item) -> bool:
+    items = item.session.items
+    i = items.index(item)
+    return i + 1 == len(items) or items[i + 1].parent is not item.parent
+
+
+def _run_in_kernel(kernel, source: str, timeout: float = 300) -> str | None:
+    """Runs source in nbval's kernel; the error it raised, in one line, or None."""
+    msg_id = kernel.execute_cell_input(source, allow_stdin=False)
+    error = None
+    while True:
+        msg = kernel.get_message(stream="iopub", timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "error":
+            error = f"{msg['content']['ename']}: {msg['content']['evalue']}"
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    kernel.await_reply(msg_id, timeout)
+    return error
+
+
+def _files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def rerun_quick_cells(notebook_item, cells: list[tuple[object, float]]) -> str | None:
+    """The rerun pass described above RERUN_BELOW_S; what went wrong, or None."""
+    from tlutils.course import report
+
+    build = report.build_dir(os.environ["TLU_PROFILE"])
+    before = _files_under(build)
+    for cell, seconds in reversed(cells):
+        if seconds >= RERUN_BELOW_S:
+            continue
+        error = _run_in_kernel(notebook_item.kernel, cell.cell.source)
+        if error:
+            return (f"Rerunning {notebook_item.name}'s quick cells, last to first, in the same "
+                    f"kernel: the cell {cell.cell.source.splitlines()[0][:60]!r} raised {error}")
+    lost = sorted(before - _files_under(build))
+    if lost:
+        return f"Rerunning {notebook_item.name}'s quick cells lost {len(lost)} file(s): {lost[:5]}"
+    return None
+
+
+def _rerun_pass(item, call, report) -> None:
+    """Times each nbval cell; after a notebook's last cell, runs the rerun pass and fails that
+    cell's report when it goes wrong."""
+    if call.when != "call" or not hasattr(item, "cell") or not hasattr(item.parent, "kernel"):
+        return
+    cells = _CELL_SECONDS.setdefault(str(item.parent.fspath), [])
+    if item.cell.cell_type == "code":
+        cells.append((item, call.duration))
+    if report.passed and _is_last_cell(item):
+        problem = rerun_quick_cells(item.parent, cells)
+        if problem:
             report.outcome = "failed"
-            report.longrepr = f"Log noise in the output, to silence at its source: {noisy[0]}"
+            report.longrepr = problem
