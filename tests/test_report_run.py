@@ -9,6 +9,8 @@ import pytest
 
 from tlutils.course import report, run
 
+ROOT = Path(__file__).resolve().parent.parent
+
 RECORDS_GOOD = "from tlutils.course import report\nreport.record('good', 'cpu', {'acc': 0.9}, 1.0)"
 
 
@@ -234,3 +236,18 @@ def test_ctrl_c_names_the_notebook_and_still_writes_the_report(tmp_path, monkeyp
     report_md = (tmp_path / "build" / "cpu" / "report.md").read_text()
     assert "| slow |" in report_md and "FAILED: interrupted (Ctrl-C)" in report_md
     assert "| good |" in report_md
+
+
+def test_finish_says_this_runs_time_next_to_the_overviews(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path))
+    line = report.finish("01_feature_extraction", "smoke", {"acc": 0.91234, "n": 3}, wall_s=41.7)
+    stated = json.loads((ROOT / "data" / "notebook_times.json").read_text())["notebooks"]
+    assert line == (
+        "This run took 42 s in the smoke profile (the Overview says about "
+        f"{stated['01_feature_extraction']['smoke_s']} s, measured on the course's 2-core CI "
+        "machine; machines differ by 1.5x or more). Headline: acc=0.912. Saved for the run report."
+    )
+    assert str(tmp_path) not in line, "no machine paths in what a learner reads"
+    assert (tmp_path / "smoke" / "metrics" / "01_feature_extraction.json").exists()
+    assert "3.0 minutes in the gpu profile (the Overview says about" in report.finish(
+        "01_feature_extraction", "gpu", {"acc": 0.9}, wall_s=180)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import keras
@@ -89,6 +90,8 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
     The weights file is fetched and checked first (assets.weights_file): offline with the
     file missing, or with a damaged file, the error names the file, its URL and folder.
     A backbone with a `builder` (SqueezeNet) is built here and gets the file's path.
+    Keras's warning that it loads the weights made for 224 pixels at another size is silenced:
+    a convolution's weights do not depend on the image size (03_full_fine_tuning).
     """
     spec = BACKBONES[name]
     build = globals()[spec.builder] if spec.builder else getattr(keras.applications,
@@ -100,7 +103,9 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
         path = weights_file(fname)
     source = path if spec.builder and weights == "imagenet" else weights
     try:
-        base = build(include_top=False, weights=source, input_shape=shape, **spec.kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Weights for input shape")
+            base = build(include_top=False, weights=source, input_shape=shape, **spec.kwargs)
     except DataError:
         raise
     except Exception as err:

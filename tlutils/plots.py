@@ -32,7 +32,10 @@ def show_images(x: np.ndarray, y_true, class_names, y_pred=None, n: int = 12, co
         print("(no images to show)")
         return None
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.0 * rows), squeeze=False)
+    lines = max(str(class_names[y_true[i]]).count("\n") for i in range(n)) + (y_pred is not None)
+    # constrained layout keeps the figure title and multi-line image titles off the images
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, (1.9 + 0.15 * lines) * rows + 0.3),
+                             squeeze=False, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -45,7 +48,6 @@ def show_images(x: np.ndarray, y_true, class_names, y_pred=None, n: int = 12, co
         ax.set_title(label, fontsize=8, color="red" if wrong else "black")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

@@ -25,9 +25,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "hymenoptera", "mobilenet_025", 224, 32,
                      "CI and quick checks: 2 CPU cores, offline from a pre-filled cache, "
-                     "a few minutes a notebook"),
+                     "seconds to about two minutes a notebook"),
     "cpu": Profile("cpu", "hymenoptera", "mobilenet_v2", 160, 32,
-                   "a laptop without GPU: about 10 minutes a notebook, downloads allowed"),
+                   "a laptop without GPU: 2 to 15 minutes a notebook, downloads allowed"),
     "gpu": Profile("gpu", "flower_photos", "efficientnet_b0", 224, 64,
                    "Colab or any GPU: the full flowers set and a stronger backbone",
                    mixed_precision=True),

@@ -49,6 +49,25 @@ def record(notebook: str, profile: str, metrics: dict, wall_s: float) -> Path:
     return path
 
 
+def finish(notebook: str, profile: str, metrics: dict, wall_s: float) -> str:
+    """record() the run, and say what a learner needs: this run's time next to the Overview's
+    figure, and the headline metric (00_start_here)."""
+    record(notebook, profile, metrics, wall_s)
+    from tlutils.course.assets import project_data
+
+    times = json.loads(project_data("notebook_times.json").read_text())["notebooks"]
+    t = times.get(notebook, {})
+    stated = {"smoke": (t.get("smoke_s"), "s, measured on the course's 2-core CI machine"),
+              "cpu": (t.get("cpu_min"), "minutes, the budget the profile is sized for"),
+              "gpu": (t.get("gpu_min"), "minutes, the budget the profile is sized for")}
+    value, what = stated.get(profile, (None, ""))
+    took = f"{wall_s:.0f} s" if wall_s < 120 else f"{wall_s / 60:.1f} minutes"
+    line = f"This run took {took} in the {profile} profile"
+    if value is not None:
+        line += f" (the Overview says about {value} {what}; machines differ by 1.5x or more)"
+    return f"{line}. Headline: {headline(metrics)}. Saved for the run report."
+
+
 def _plain(value):
     """numpy scalars and arrays to plain JSON values."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
