@@ -251,3 +251,8 @@ def test_finish_says_this_runs_time_next_to_the_overviews(tmp_path, monkeypatch)
     assert (tmp_path / "smoke" / "metrics" / "01_feature_extraction.json").exists()
     assert "3.0 minutes in the gpu profile (the Overview says about" in report.finish(
         "01_feature_extraction", "gpu", {"acc": 0.9}, wall_s=180)
+
+
+def test_shown_paths_are_relative_to_the_checkout(tmp_path):
+    assert report.shown(ROOT / "build" / "smoke" / "export") == "build/smoke/export"
+    assert report.shown(tmp_path / "x") == str(tmp_path / "x")

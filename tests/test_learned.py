@@ -1,0 +1,76 @@
+"""No arm a notebook compares sits at or below always answering the largest class (#27).
+
+A model there has learned nothing, and a gap quoted against it measures only the other arm.
+Arms the notebooks name as a baseline or a trap are left out: 00's random weights, 02's
+BatchNorm in training mode, 03's naive high learning rate, 04's label-changing and extreme
+augmentations, and 01's scratch points the notebook itself marks as not learned. 05 and 08
+(PACS domains, whose baselines they do not record yet) are not covered.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# notebook -> {baseline metric: [arm metrics]}; "key[*].field" reads a field of each row
+ARMS = {
+    "00_start_here": {"majority_acc": ["knn_pretrained_acc"]},
+    "01_feature_extraction": {"majority_acc": ["fe_acc", "scratch_acc", "fe_logreg_acc",
+                                               "fe_inloop_acc", "data_efficiency[*].fe_mean"]},
+    "02_partial_fine_tuning": {"majority_acc": ["partial_ft_acc", "head_only_acc", "fe_acc",
+                                                "bn_inference_acc", "bn_restored_acc",
+                                                "per_k[*].acc_mean"]},
+    "03_full_fine_tuning": {"majority_acc": ["full_ft_acc", "full_ft_best_epoch_acc", "fe_acc",
+                                             "l2sp_acc", "weight_decay_acc"],
+                            "far_majority_acc": ["far_fe_acc", "far_ft_acc"]},
+    "04_data_augmentation": {"majority_acc": ["mixup_acc", "cutmix_acc", "clean_acc", "tta_acc",
+                                              "tta_flip_acc", "frozen_curve[*].no_aug_acc",
+                                              "frozen_curve[*].aug_acc"],
+                             "digit_majority_acc": ["low_data_curve[*].no_aug_acc",
+                                                    "low_data_curve[*].aug_acc"]},
+    "06_your_own_data": {"majority_acc": ["val_acc", "fe_acc", "ft_acc"]},
+    "07_text_transfer": {"majority_acc": ["scratch_acc", "glove_frozen_acc", "glove_ft_acc",
+                                          "fe_glove_logreg_acc", "transformer_all_acc",
+                                          "transformer_ft_acc", "lora_acc",
+                                          "curve[*].scratch_mean", "curve[*].glove_mean",
+                                          "curve[*].transformer_mean"]},
+    "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft[*].acc"]},
+}
+
+
+def values(metrics: dict, key: str) -> list[tuple[str, float]]:
+    """(label, value) of one arm metric, or of each row's field for "key[*].field"."""
+    if "[*]." not in key:
+        return [(key, metrics[key])]
+    table, field = key.split("[*].")
+    return [(f"{table}[{i}].{field}", row[field]) for i, row in enumerate(metrics[table])]
+
+
+def arms_that_learned_nothing(metrics: dict, spec: dict) -> list[str]:
+    bad = []
+    for baseline, arms in spec.items():
+        for arm in arms:
+            bad += [f"{label} {v:.3f} <= {baseline} {metrics[baseline]:.3f}"
+                    for label, v in values(metrics, arm) if v <= metrics[baseline]]
+    return bad
+
+
+def test_the_rule_catches_an_arm_at_the_majority_class():
+    metrics = {"majority_acc": 0.54, "a": 0.8, "b": 0.54, "rows": [{"x": 0.9}, {"x": 0.5}]}
+    spec = {"majority_acc": ["a", "b", "rows[*].x"]}
+    assert arms_that_learned_nothing(metrics, spec) == [
+        "b 0.540 <= majority_acc 0.540", "rows[1].x 0.500 <= majority_acc 0.540"]
+
+
+@pytest.mark.after_notebooks
+@pytest.mark.parametrize("notebook", sorted(ARMS))
+def test_every_compared_arm_learned_something(notebook):
+    """Runs after nbval has executed the notebooks (conftest orders it last)."""
+    path = ROOT / "build" / "smoke" / "metrics" / f"{notebook}.json"
+    if not path.exists() or path.stat().st_mtime < float(os.environ["TLU_TEST_START"]):
+        pytest.skip(f"{notebook} did not run in this test session")
+    metrics = json.loads(path.read_text())["metrics"]
+    assert arms_that_learned_nothing(metrics, ARMS[notebook]) == []
