@@ -98,16 +98,13 @@ def _run_in_kernel(kernel, source: str, timeout: float = 300) -> str | None:
     return error
 
 
-def _files_under(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-
-
 def rerun_quick_cells(notebook_item, cells: list[tuple[object, float]]) -> str | None:
     """The rerun pass described above RERUN_BELOW_S; what went wrong, or None."""
     from tlutils.course import report
+    from tlutils.course.assets import files_under
 
     build = report.build_dir(os.environ["TLU_PROFILE"])
-    before = _files_under(build)
+    before = set(files_under(build))
     for cell, seconds in reversed(cells):
         if seconds >= RERUN_BELOW_S:
             continue
@@ -115,7 +112,7 @@ def rerun_quick_cells(notebook_item, cells: list[tuple[object, float]]) -> str |
         if error:
             return (f"Rerunning {notebook_item.name}'s quick cells, last to first, in the same "
                     f"kernel: the cell {cell.cell.source.splitlines()[0][:60]!r} raised {error}")
-    lost = sorted(before - _files_under(build))
+    lost = sorted(str(p.relative_to(build)) for p in before - set(files_under(build)))
     if lost:
         return f"Rerunning {notebook_item.name}'s quick cells lost {len(lost)} file(s): {lost[:5]}"
     return None
