@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -256,3 +257,64 @@ def test_finish_says_this_runs_time_next_to_the_overviews(tmp_path, monkeypatch)
 def test_shown_paths_are_relative_to_the_checkout(tmp_path):
     assert report.shown(ROOT / "build" / "smoke" / "export") == "build/smoke/export"
     assert report.shown(tmp_path / "x") == str(tmp_path / "x")
+
+
+class _Stream:
+    """A stdout stand-in that says whether it is a terminal."""
+
+    def __init__(self, tty: bool):
+        self.text, self.tty = "", tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_names_the_cell_the_time_and_the_stated_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    log = _Stream(tty=False)
+    nb = _notebook(tmp_path / "t.ipynb", "x = 1\nprint(x)")
+    progress = run.Progress("t", 3, 100.0, stream=log, every=0.0)
+    assert run.execute(nb, "cpu", progress=progress)[1] is None
+    lines = log.text.splitlines()
+    assert re.fullmatch(r"  t: cell 1 of 3, \d+ s so far, about \d+ s to go", lines[0]), lines
+    assert len(lines) == 2 and "cell 2 of 3" in lines[1]  # one line per cell started
+    quiet = _Stream(tty=False)
+    run.Progress("t", 3, None, stream=quiet, every=3600).cell_started(cell_index=0)
+    assert quiet.text == "", "off a terminal, at most one line per `every` seconds"
+    terminal = _Stream(tty=True)
+    progress = run.Progress("t", 3, 1.0, stream=terminal)
+    progress.start -= 5
+    progress.cell_started(cell_index=2)
+    progress.done()
+    assert terminal.text.startswith("\r  t: cell 3 of 3, 5 s so far, past the stated 1 s")
+    assert terminal.text.endswith("\r"), "the progress line is cleared for the result line"
+
+
+def test_stated_seconds_come_from_notebook_times():
+    times = json.loads((ROOT / "data" / "notebook_times.json").read_text())["notebooks"]
+    first = sorted(times)[0]
+    assert run.stated_seconds(first, "smoke") == times[first]["smoke_s"]
+    assert run.stated_seconds(first, "cpu") == 60 * times[first]["cpu_min"]
+    assert run.stated_seconds("99_none", "smoke") is None
+
+
+def test_the_runner_keeps_tensorflow_start_up_lines_out_of_the_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    nb = _notebook(tmp_path / "t.ipynb", RECORDS_GOOD)
+    env = {**os.environ, "TLU_BUILD_DIR": str(tmp_path / "build")}
+    done = subprocess.run([sys.executable, "-m", "tlutils", "run", str(nb), "--profile", "cpu"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    noise = [line for line in said.splitlines() if run.LOG_NOISE.search(line)]
+    assert noise == [] and "ok   t" in done.stdout, said
+    assert done.stderr == "", "nothing at all on stderr for a run that worked"
+    assert (tmp_path / "build" / "logs" / "runner.stderr.txt").exists()

@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "jupyterlab", "notebooks/"]
         return subprocess.call(cmd, env=env)
 
+    from tlutils.course.run import quiet_start
+
+    quiet_start()  # TensorFlow's start-up lines go to a log file, not the terminal
     from tlutils.course import assets, offline, profiles, report
 
     try:

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -121,8 +123,89 @@ def kernel_environment() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def native_stderr_to(log: Path):
+    """Send whatever is written to file descriptor 2 (TensorFlow's C++ log lines, and Python's
+    stderr too) to `log` until the block ends; a Python exception still shows afterwards."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "a") as f:
+            os.dup2(f.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_start() -> Path:
+    """Import Keras and look for a GPU with their start-up lines (absl, oneDNN, CUDA probing)
+    in build/logs/runner.stderr.txt instead of the terminal; returns that file."""
+    log = build_dir("logs") / "runner.stderr.txt"
+    with native_stderr_to(log):
+        import keras  # noqa: F401  (the import is what prints)
+
+        from tlutils.course import profiles
+
+        profiles.gpu_name()
+    return log
+
+
+def stated_seconds(notebook: str, profile: str) -> float | None:
+    """The time data/notebook_times.json gives a notebook in a profile, in seconds."""
+    from tlutils.course.assets import project_data
+
+    times = json.loads(project_data("notebook_times.json").read_text())["notebooks"]
+    t = times.get(notebook, {})
+    value = {"smoke": t.get("smoke_s"), "cpu": t.get("cpu_min"), "gpu": t.get("gpu_min")}
+    value = value.get(profile)
+    return None if value is None else float(value) * (1 if profile == "smoke" else 60)
+
+
+class Progress:
+    """While a notebook runs: which cell of how many, the time so far and the stated time.
+
+    On a terminal one line is rewritten in place; elsewhere (a log file, CI) a line is
+    printed at most every `every` seconds, so the output stays short.
+    """
+
+    def __init__(self, name: str, n_cells: int, stated: float | None, stream=None,
+                 every: float = 30.0):
+        self.name, self.n_cells, self.stated, self.every = name, n_cells, stated, every
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.start = self.last = time.perf_counter()
+
+    def line(self, index: int) -> str:
+        elapsed = time.perf_counter() - self.start
+        text = f"  {self.name}: cell {index + 1} of {self.n_cells}, {elapsed:.0f} s so far"
+        if self.stated:
+            left = self.stated - elapsed
+            text += (f", about {left:.0f} s to go" if left > 0
+                     else f", past the stated {self.stated:.0f} s")
+        return text
+
+    def cell_started(self, cell=None, cell_index: int = 0, **_) -> None:
+        now = time.perf_counter()
+        if self.tty:
+            self.stream.write("\r" + self.line(cell_index).ljust(78)[:100])
+        elif now - self.last >= self.every:
+            self.stream.write(self.line(cell_index) + "\n")
+        else:
+            return
+        self.last = now
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:  # clear the progress line before the notebook's result line
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
 def execute(notebook: str | Path, profile: str, params: dict | None = None,
-            timeout: int = 1800) -> tuple[Path, str | None]:
+            timeout: int = 1800, progress: Progress | None = None) -> tuple[Path, str | None]:
     """Run one notebook in a fresh kernel; return (executed copy, error or None).
 
     The profile reaches the kernel as $TLU_PROFILE; `params` override the parameters cell.
@@ -142,6 +225,8 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     log.parent.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
+    if progress:
+        client.on_cell_start = progress.cell_started
     error = None
     env = {**os.environ, **kernel_environment(), "TLU_PROFILE": profile}  # the kernel's only
     try:
@@ -154,6 +239,8 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
                  f"memory); its last messages are in {log}")
     finally:
         nbformat.write(nb, out)
+        if progress:
+            progress.done()
     return out, error
 
 
@@ -195,8 +282,11 @@ def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
         metrics_file = build_dir(profile) / "metrics" / f"{nb.stem}.json"
         metrics_file.unlink(missing_ok=True)  # never report a previous run's numbers
         start = time.perf_counter()
+        n_cells = len(nbformat.read(nb, as_version=4).cells)
+        progress = Progress(nb.stem, n_cells, stated_seconds(nb.stem, profile))
         try:
-            out, error = execute(nb, profile, {k: v for k, v in params.items() if k in names[nb]})
+            out, error = execute(nb, profile, {k: v for k, v in params.items() if k in names[nb]},
+                                 progress=progress)
         except KeyboardInterrupt:
             failed[nb.stem] = "interrupted (Ctrl-C)"
             print(f"\nInterrupted during {nb.stem}; the report lists what ran.", flush=True)
