@@ -4,7 +4,7 @@ A model there has learned nothing, and a gap quoted against it measures only the
 Arms the notebooks name as a baseline or a trap are left out: 00's random weights, 02's
 BatchNorm in training mode, 03's naive high learning rate, 04's label-changing and extreme
 augmentations, and 01's scratch points the notebook itself marks as not learned. 05 and 08
-record the largest class's share over every set they score (PACS domains, and digits in 05).
+record the largest class's share over every set they score (PACS domains, and digits).
 """
 
 import json
@@ -48,9 +48,15 @@ ARMS = {
                                           "transformer_ft_acc", "lora_acc",
                                           "curve.*.scratch_mean", "curve.*.glove_mean",
                                           "curve.*.transformer_mean"]},
-    "08_robust_fine_tuning": {"majority_acc": ["by_recipe.*.*.0", "wise_id_accs.*",
-                                               "wise_ood_accs.*", "surgical.*",
-                                               "self_training.*"]},
+    "08_robust_fine_tuning": {"majority_acc": ["by_recipe.*.*.0", "self_training.*"],
+                              "digit_majority_acc": ["digits_by_recipe.*.*.0", "wise_id_accs.*",
+                                                     "wise_ood_accs.*", "surgical.*",
+                                                     "soup_uniform_id_acc", "soup_greedy_id_acc",
+                                                     "best_single_id_acc", "ensemble_id_acc",
+                                                     "soup_uniform_ood_acc",
+                                                     "soup_greedy_ood_acc",
+                                                     "best_single_ood_acc",
+                                                     "ensemble_ood_acc"]},
     "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc"]},
 }
 
