@@ -5,6 +5,7 @@
     fetch [--profile P | --all]                             download data and weights (offline use)
     offline-cache SHARED_DATA                               fill the cache from a shared/data copy
     report [--profile P]                                    rebuild build/<P>/report.md
+    workshop-kit DIR [--profile P ...] [--platform TAG ...] an offline kit for a workshop room
     lab                                                     JupyterLab on notebooks/, quiet kernels
 
 Without the pinned packages installed, the command first creates `.venv/` in the
@@ -67,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     cache.add_argument("shared_data", type=Path)
     sub.add_parser("lab", help="open the notebooks in JupyterLab; TensorFlow's C++ start-up "
                    "messages go to this terminal instead of the notebooks")
+    kit = sub.add_parser("workshop-kit", help="write an offline kit: wheels, a filled cache, "
+                         "a mirror, the notebooks and a README for the room")
+    kit.add_argument("dir", type=Path)
+    kit.add_argument("--profile", action="append", choices=["smoke", "cpu", "gpu"],
+                     help="repeat for several (default: cpu)")
+    kit.add_argument("--platform", action="append", default=[], metavar="TAG",
+                     help="a pip platform tag, e.g. manylinux2014_x86_64, macosx_11_0_arm64 or "
+                     "win_amd64; repeat for several (default: this machine)")
     report = sub.add_parser("report", help="rebuild the report from recorded metrics")
     report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
     args, extra = parser.parse_known_args(argv)
@@ -109,6 +118,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Repaired {path}: it differed from the shared copy.")
             print(f"Cache ready: {root}")
             return 0
+        if args.command == "workshop-kit":
+            from tlutils.course.kit import build_kit, kit_size
+
+            names = args.profile or ["cpu"]
+            print(f"Building a workshop kit for {', '.join(names)} in {args.dir} (wheels are "
+                  "downloaded; a few minutes)...", flush=True)
+            kit, missing = build_kit(args.dir, names, args.platform)
+            print(f"Kit ready: {kit} ({kit_size(kit) / 1e6:,.0f} MB); see its README.md.")
+            for m in missing:
+                print(f"Missing: {m}")
+            return 0
         if args.command == "report":
             print(report.aggregate(profiles.current(args.profile))[0].read_text(encoding="utf-8"))
             return 0
@@ -121,20 +141,11 @@ def main(argv: list[str] | None = None) -> int:
 def _fetch(profile_names: list[str]) -> int:
     """Download every dataset, weights file and model the profiles use (for an offline workshop);
     everything missing is listed in one pass."""
-    from tlutils import backbones
-    from tlutils.course import assets, profiles
+    from tlutils.course import assets
+    from tlutils.course.kit import profile_assets
 
-    datasets, weights = [], []
-    for name in profile_names:
-        p = profiles.PROFILES[name]
-        datasets.append(p.dataset)
-        weights.append(backbones.weights_name(p.backbone, p.image_size))
-    # 05_domain_shift: the PACS subset (smoke) or full PACS, the MNIST test set and USPS
-    datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
-    datasets += ["pacs_subset"] if "smoke" in profile_names else []
-    # 07_text_transfer: the transformer, in every profile
-    everything = [list(dict.fromkeys(datasets)), list(assets.FILES),
-                  list(dict.fromkeys(weights)), list(assets.MODELS)]
+    wanted = profile_assets(profile_names)
+    everything = [wanted["datasets"], wanted["files"], wanted["weights"], wanted["models"]]
     assets.require(*everything)
     print(f"Done: {', '.join(sum(everything, []))}. Copy "
           f"{assets.cache_root()} to the workshop machines and set KERAS_HOME to it.")
