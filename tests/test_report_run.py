@@ -318,3 +318,20 @@ def test_the_runner_keeps_tensorflow_start_up_lines_out_of_the_terminal(tmp_path
     assert noise == [] and "ok   t" in done.stdout, said
     assert done.stderr == "", "nothing at all on stderr for a run that worked"
     assert (tmp_path / "build" / "logs" / "runner.stderr.txt").exists()
+
+
+def test_progress_of_a_loop_is_one_output_in_a_notebook_and_short_lines_elsewhere(
+        tmp_path, monkeypatch, capsys):
+    from tlutils import fitting
+
+    assert list(fitting.progress(range(3), "runs", every=3600)) == [0, 1, 2]
+    assert capsys.readouterr().out == "runs: 3 of 3, 0 s\n", "off a notebook: the last line"
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    body = ("from tlutils import fitting\n"
+            "total = sum(fitting.progress(range(5), 'paired runs'))\nprint(total)")
+    out, error = run.execute(_notebook(tmp_path / "t.ipynb", body), "cpu")
+    assert error is None, error
+    outputs = nbformat.read(out, as_version=4).cells[1].outputs
+    shown = [o["data"]["text/plain"] for o in outputs if o.get("output_type") == "display_data"]
+    assert shown == ["paired runs: 5 of 5, 0 s"], outputs
+    assert outputs[-1]["text"] == "10\n"

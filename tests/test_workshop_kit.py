@@ -43,7 +43,10 @@ def test_profile_assets_cover_what_the_notebooks_require():
     smoke = profiles.PROFILES["smoke"]
     wanted = kit.profile_assets(["smoke"])
     assert smoke.dataset in wanted["datasets"] and "pacs_subset" in wanted["datasets"]
-    assert backbones.weights_name(smoke.backbone, smoke.image_size) in wanted["weights"]
+    for backbone in [smoke.backbone, "squeezenet_11"]:  # 09 compares the two
+        assert backbones.weights_name(backbone, smoke.image_size) in wanted["weights"]
+    gpu = kit.profile_assets(["gpu"])["weights"]
+    assert backbones.weights_name("efficientnet_b0", profiles.PROFILES["gpu"].image_size) in gpu
     assert set(wanted["files"]) == set(assets.FILES)
     assert set(wanted["models"]) == set(assets.MODELS)
 

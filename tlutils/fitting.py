@@ -1,7 +1,8 @@
 """Fitting helpers shared by the notebooks (named so as not to clash with Keras' `training=`).
 
 Snapshots are explained in 01_feature_extraction (the data-efficiency curve); a fixed budget
-of steps, `stream`, in 03_full_fine_tuning.
+of steps, `stream`, in 03_full_fine_tuning; the progress line of long loops in
+02_partial_fine_tuning.
 """
 
 from __future__ import annotations
@@ -50,3 +51,49 @@ def stream(idx, seed: int, steps: int, batch: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     passes = -(-steps * batch // len(idx))
     return np.concatenate([rng.permutation(idx) for _ in range(passes)])[: steps * batch]
+
+
+def progress(items, label: str, every: float = 10.0):
+    """Yield from items while one line says how many are done, the time so far and the time
+    left: in a notebook the line is updated in place (one output, kept when the loop ends);
+    elsewhere a line is printed at most every `every` seconds. Explained in
+    02_partial_fine_tuning; the long loops of 03, 04, 08 and 09 use it too."""
+    import time
+
+    items = list(items)
+    start = last = time.perf_counter()
+    handle = _display_handle(f"{label}: 0 of {len(items)}")
+    for i, item in enumerate(items, 1):
+        yield item
+        now = time.perf_counter()
+        left = (now - start) / i * (len(items) - i)
+        line = f"{label}: {i} of {len(items)}, {now - start:.0f} s" + (
+            f", about {left:.0f} s to go" if i < len(items) else "")
+        if handle is not None:
+            handle.update(_Line(line))
+        elif now - last >= every or i == len(items):
+            print(line, flush=True)
+            last = now
+
+
+def _display_handle(line: str):
+    """A display handle showing `line` inside an IPython kernel, else None."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if getattr(shell, "kernel", None) is None:  # a terminal IPython, or no IPython at all
+        return None
+    return display(_Line(line), display_id=True)
+
+
+class _Line:
+    """Plain text for IPython's display machinery (no quotes, as print shows it)."""
+
+    def __init__(self, line: str):
+        self.line = line
+
+    def __repr__(self) -> str:
+        return self.line

@@ -28,11 +28,15 @@ def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
     from tlutils import backbones
     from tlutils.course import profiles
 
+    # 09_efficient_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
+    # (its BIG_CANDIDATES)
+    bigger = {"smoke": [], "cpu": ["vgg16"], "gpu": ["vgg16", "efficientnet_b0"]}
     datasets, weights = [], []
     for name in profile_names:
         p = profiles.PROFILES[name]
         datasets.append(p.dataset)
-        weights.append(backbones.weights_name(p.backbone, p.image_size))
+        weights += [backbones.weights_name(b, p.image_size)
+                    for b in [p.backbone, "squeezenet_11", *bigger[name]]]
     # 05 and 08: the PACS subset (smoke) or full PACS; the digit files and 07's transformer
     # are in every profile
     datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
