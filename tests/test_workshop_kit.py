@@ -58,9 +58,9 @@ def test_a_kit_installs_offline_and_runs_notebook_00(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("tlu-kit-probe==0.1.0\nno-such-package-tlu==1.0\n")
     # a source cache holding only notebook 00's assets, so the kit must list the rest
+    real = Path(os.environ["KERAS_HOME"])  # the suite's filled cache (conftest, .ci/run)
     source = tmp_path / "source-cache"
     monkeypatch.setenv("KERAS_HOME", str(source))
-    real = Path(os.environ.get("TLU_REAL_CACHE", ROOT / "build" / "test-cache"))
     kit._place(real / "datasets" / assets.DATASETS[p.dataset].path,
                source / "datasets" / assets.DATASETS[p.dataset].path)
     kit._place(real / "models" / weights, source / "models" / weights)
