@@ -56,18 +56,23 @@ def record(notebook: str, profile: str, metrics: dict, wall_s: float) -> Path:
     return path
 
 
+def stated_time(notebook: str, profile: str) -> float | None:
+    """A notebook's time in data/notebook_times.json: seconds for smoke, minutes for cpu and
+    gpu (their budgets); None where none is stated."""
+    from tlutils.course.assets import project_data
+
+    times = json.loads(project_data("notebook_times.json").read_text())["notebooks"]
+    key = {"smoke": "smoke_s", "cpu": "cpu_min", "gpu": "gpu_min"}.get(profile)
+    return times.get(notebook, {}).get(key)
+
+
 def finish(notebook: str, profile: str, metrics: dict, wall_s: float) -> str:
     """record() the run, and say what a learner needs: this run's time next to the Overview's
     figure, and the headline metric (00_start_here)."""
     record(notebook, profile, metrics, wall_s)
-    from tlutils.course.assets import project_data
-
-    times = json.loads(project_data("notebook_times.json").read_text())["notebooks"]
-    t = times.get(notebook, {})
-    stated = {"smoke": (t.get("smoke_s"), "s, measured on the course's 2-core CI machine"),
-              "cpu": (t.get("cpu_min"), "minutes, the budget the profile is sized for"),
-              "gpu": (t.get("gpu_min"), "minutes, the budget the profile is sized for")}
-    value, what = stated.get(profile, (None, ""))
+    value = stated_time(notebook, profile)
+    what = ("s, measured on the course's 2-core CI machine" if profile == "smoke"
+            else "minutes, the budget the profile is sized for")
     took = f"{wall_s:.0f} s" if wall_s < 120 else f"{wall_s / 60:.1f} minutes"
     line = f"This run took {took} in the {profile} profile"
     if value is not None:

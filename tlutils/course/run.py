@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tlutils.course.report import aggregate, build_dir, headline, repo_root
+from tlutils.course.report import aggregate, build_dir, headline, repo_root, stated_time
 
 PATH_PARAMETER = re.compile(r"_(DIR|PATH|FILE|IMAGE)$")  # DATA_DIR, NEW_IMAGE: a path
 
@@ -154,13 +154,8 @@ def quiet_start() -> Path:
 
 
 def stated_seconds(notebook: str, profile: str) -> float | None:
-    """The time data/notebook_times.json gives a notebook in a profile, in seconds."""
-    from tlutils.course.assets import project_data
-
-    times = json.loads(project_data("notebook_times.json").read_text())["notebooks"]
-    t = times.get(notebook, {})
-    value = {"smoke": t.get("smoke_s"), "cpu": t.get("cpu_min"), "gpu": t.get("gpu_min")}
-    value = value.get(profile)
+    """report.stated_time in seconds, for the progress line."""
+    value = stated_time(notebook, profile)
     return None if value is None else float(value) * (1 if profile == "smoke" else 60)
 
 
