@@ -58,6 +58,13 @@ ARMS = {
                                                      "best_single_ood_acc",
                                                      "ensemble_ood_acc"]},
     "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc"]},
+    "10_ship_it_small": {"digit_majority_acc": ["teacher_acc", "student_hard_acc",
+                                                "student_soft_acc", "student_transfer_acc",
+                                                "student_int8_acc", "teacher_int8_acc",
+                                                "teacher_shift_acc", "student_hard_shift_acc",
+                                                "student_soft_shift_acc",
+                                                "student_transfer_shift_acc",
+                                                "files.*.acc", "files.*.shift_acc"]},
 }
 
 
