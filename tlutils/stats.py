@@ -22,14 +22,28 @@ def paired_gap(a, b, floor: float = 0.0) -> tuple[float, float]:
     return gap, max(se, floor)
 
 
-def verdict(gap: float, se: float, k: float = 3.0) -> str:
+def verdict(gap: float, se: float, k: float = 3.0, n: int | None = None) -> str:
     """"better than", "not clearly different from" or "worse than": the gap against k
-    standard errors, for a sentence like f"A is {verdict(gap, se)} B"."""
+    standard errors, for a sentence like f"A is {verdict(gap, se)} B". Given n, the number of
+    independent pairs behind se, k is Student's t critical value instead (critical_t)."""
+    if n is not None:
+        k = critical_t(n)
     if gap > k * se:
         return "better than"
     if gap < -k * se:
         return "worse than"
     return "not clearly different from"
+
+
+def critical_t(n: int, level: float = 0.95) -> float:
+    """How many standard errors a mean of n paired differences must clear to be called
+    different at `level` (two-sided Student's t, n - 1 degrees of freedom): 4.30 for 3 pairs,
+    2.78 for 5, 1.96 for very many. Explained in 03_full_fine_tuning."""
+    from scipy.stats import t
+
+    if n < 2:
+        raise ValueError(f"A spread needs at least 2 pairs, not {n}.")
+    return float(t.ppf(0.5 + level / 2, n - 1))
 
 
 def cosine(a, b) -> np.ndarray:
