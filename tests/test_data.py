@@ -1,6 +1,7 @@
 """tlutils.course.assets and tlutils.data: downloads (against a local HTTP server), decoding,
 caching, splits; tlutils.digits."""
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -218,8 +219,11 @@ def test_offline_cache_copies_single_files(tmp_path, monkeypatch):
     (shared / "domains" / "usps").mkdir(parents=True)
     (shared / "MANIFEST.md").write_text("test")
     (shared / "domains" / "usps" / "usps.h5").write_bytes(b"not really h5")
+    fake = hashlib.sha256(b"not really h5").hexdigest()  # the registry must agree
+    monkeypatch.setitem(assets.FILES, "usps.h5",
+                        dataclasses.replace(assets.FILES["usps.h5"], sha256=fake))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
-    root, repaired = offline.build_offline_cache(shared, tmp_path / "cache")
+    root, repaired, _ = offline.build_offline_cache(shared, tmp_path / "cache")
     assert repaired == []
     assert (root / "datasets" / "usps" / "usps.h5").read_bytes() == b"not really h5"
     assert not (root / "datasets" / "mnist_t10k").exists(), "absent files are skipped"

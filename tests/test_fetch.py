@@ -199,7 +199,7 @@ def test_a_truncated_weights_file_is_named_and_offline_cache_repairs_it(cache):
     with pytest.raises(assets.DataError) as err:
         backbones.load_backbone("mobilenet_025", 224)
     assert str(path) in str(err.value) and "offline-cache" in str(err.value)
-    root, repaired = offline.build_offline_cache(SHARED, cache)
+    root, repaired, _ = offline.build_offline_cache(SHARED, cache)
     assert path in repaired and path.read_bytes() == good
     assert offline.build_offline_cache(SHARED, cache)[1] == [], "identical copies are left alone"
     assert backbones.load_backbone("mobilenet_025", 224).name == "backbone"
@@ -266,14 +266,17 @@ def test_the_registry_is_data_and_is_installed_with_the_package():
     assert hashlib.sha256(joined).hexdigest() == assets.DATASETS["pacs_subset"].folder_sha256
 
 
-def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache):
+def test_offline_cache_repairs_a_damaged_dataset_copy(tmp_path, cache, monkeypatch):
+    # a one-image stand-in for hymenoptera: the registry's folder hash would refuse it
+    spec = dataclasses.replace(assets.DATASETS["hymenoptera"], folder_sha256=None)
+    monkeypatch.setitem(assets.DATASETS, "hymenoptera", spec)
     shared = tmp_path / "shared"
     (shared / "MANIFEST.md").parent.mkdir(parents=True)
     (shared / "MANIFEST.md").write_text("test")
     images = shared / "images" / "hymenoptera_data" / "train" / "ants"
     images.mkdir(parents=True)
     (images / "a.jpg").write_bytes(_jpeg(1))
-    root, repaired = offline.build_offline_cache(shared, tmp_path / "cache")
+    root, repaired, _ = offline.build_offline_cache(shared, tmp_path / "cache")
     copy = root / "datasets" / assets.DATASETS["hymenoptera"].path
     assert repaired == [] and (copy / "train" / "ants" / "a.jpg").read_bytes() == _jpeg(1)
     (copy / "train" / "ants" / "a.jpg").write_bytes(_jpeg(1)[:100])  # a cut copy

@@ -101,7 +101,7 @@ def test_the_registered_model_is_checked_repaired_and_named_when_missing(tmp_pat
     assert spec.files == {p.relative_to(SHARED_MINILM).as_posix():
                           hashlib.sha256(p.read_bytes()).hexdigest()
                           for p in sorted(SHARED_MINILM.rglob("*")) if p.is_file()}
-    root, _ = offline.build_offline_cache(SHARED)
+    root, _, _ = offline.build_offline_cache(SHARED)
     folder = assets.model_folder(MINILM)
     assert folder == root / "models" / spec.folder
     weights = folder / "model.safetensors"

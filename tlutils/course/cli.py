@@ -113,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             return _fetch(["smoke", "cpu", "gpu"] if args.all else [profiles.current(args.profile)])
         if args.command == "offline-cache":
-            root, repaired = offline.build_offline_cache(args.shared_data)
+            root, repaired, skipped = offline.build_offline_cache(args.shared_data)
             for path in repaired:
                 print(f"Repaired {path}: it differed from the shared copy.")
+            for sentence in skipped:
+                print(f"Skipped {sentence}")
             print(f"Cache ready: {root}")
             return 0
         if args.command == "workshop-kit":

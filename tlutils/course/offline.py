@@ -20,18 +20,21 @@ from tlutils.course.assets import (
     _move_into_place,
     _sha256,
     cache_root,
+    files_under,
     folder_sha256,
 )
 
 
 def build_offline_cache(shared_data: str | Path,
-                        cache: str | Path | None = None) -> tuple[Path, list[Path]]:
-    """Copy the offline assets of shared/data into a writable Keras cache; return the cache
-    and the cached copies it repaired (they differed from the shared ones: a cut download,
-    a damaged file).
+                        cache: str | Path | None = None) -> tuple[Path, list[Path], list[str]]:
+    """Copy the offline assets of shared/data into a writable Keras cache; return the cache,
+    the cached copies it repaired (they differed from the shared ones: a cut download,
+    a damaged file) and a sentence for each shared copy it skipped.
 
     Weights go to <cache>/models (where keras.applications looks), datasets to the
-    folder fetch() checks. Identical copies already there are left alone.
+    folder fetch() checks. Identical copies already there are left alone. Each shared copy
+    is checked first (shared_problem) and one that fails is never copied, so a damaged
+    shared file cannot replace a good cached one.
     """
     shared = Path(shared_data)
     if not (shared / "MANIFEST.md").exists():
@@ -39,20 +42,71 @@ def build_offline_cache(shared_data: str | Path,
     if cache is not None:
         os.environ["KERAS_HOME"] = str(Path(cache).resolve())
     root = cache_root()
-    pairs = [(f, root / "models" / f.name) for f in sorted((shared / "keras" / "models").glob("*"))]
-    pairs += [(shared / w["shared_copy"], root / "models" / name)
-              for name, w in WEIGHTS.items() if w.get("shared_copy")]
-    pairs += [(shared / s.shared_copy, root / "datasets" / s.path)
-              for s in DATASETS.values() if s.shared_copy]
-    pairs += [(shared / f.shared_copy, root / "datasets" / f.folder / f.name)
-              for f in FILES.values() if f.shared_copy]
-    pairs += [(shared / m.shared_copy, root / "models" / m.folder)
-              for m in MODELS.values() if m.shared_copy]
-    repaired = []
-    for src, dst in dict((d, (s, d)) for s, d in pairs).values():
-        if src.exists() and _copy_atomic(src, dst):
+    sums = read_sums(shared)
+    repaired, skipped, found = [], [], 0
+    for src, dst, expected in shared_pairs(shared, root):
+        if not src.exists():
+            continue
+        found += 1
+        problem = shared_problem(src, shared, sums, expected)
+        if problem:
+            kept = " the cached copy is kept;" if dst.exists() else ""
+            skipped.append(f"{src}: {problem};{kept} not copied. Get a good copy of it "
+                           "(or run `sha256sum -c SHA256SUMS` in the shared folder).")
+        elif _copy_atomic(src, dst):
             repaired.append(dst)
-    return root, repaired
+    if not found:
+        raise DataError(f"{shared} holds none of the course's files (see data/registry.json's "
+                        "shared_copy entries): is it the shared data folder?")
+    return root, repaired, skipped
+
+
+def shared_pairs(shared: Path, root: Path) -> list[tuple[Path, Path, dict]]:
+    """(shared copy, cache place, the registry's checksums for it) for every offline asset."""
+    keras_models = sorted((shared / "keras" / "models").glob("*"))
+    pairs = [(f, root / "models" / f.name, {}) for f in keras_models]
+    pairs += [(shared / w["shared_copy"], root / "models" / name, {"sha256": w.get("sha256")})
+              for name, w in WEIGHTS.items() if w.get("shared_copy")]
+    pairs += [(shared / s.shared_copy, root / "datasets" / s.path, {"folder": s.folder_sha256})
+              for s in DATASETS.values() if s.shared_copy]
+    pairs += [(shared / f.shared_copy, root / "datasets" / f.folder / f.name, {"sha256": f.sha256})
+              for f in FILES.values() if f.shared_copy]
+    pairs += [(shared / m.shared_copy, root / "models" / m.folder, {"files": m.files})
+              for m in MODELS.values() if m.shared_copy]
+    by_place: dict[Path, tuple[Path, Path, dict]] = {}
+    for src, dst, expected in pairs:  # a registry entry refines the plain keras/models copy
+        by_place[dst] = (src, dst, {**by_place.get(dst, (None, None, {}))[2],
+                                    **{k: v for k, v in expected.items() if v}})
+    return list(by_place.values())
+
+
+def read_sums(shared: Path) -> dict[str, str]:
+    """The shared folder's SHA256SUMS (sha256sum format) as {relative path: sha256}."""
+    path = shared / "SHA256SUMS"
+    if not path.exists():
+        return {}
+    pairs = (line.split(None, 1) for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip())
+    return {name.strip().lstrip("*"): digest for digest, name in pairs}
+
+
+def shared_problem(src: Path, shared: Path, sums: dict[str, str], expected: dict) -> str | None:
+    """Why the shared copy src cannot be trusted, or None: a file that differs from
+    SHA256SUMS or from the registry's checksum, a folder with a file that does, or a folder
+    whose hash is not the registry's."""
+    files = files_under(src) if src.is_dir() else [src]
+    for path in files:
+        rel = path.relative_to(shared).as_posix()
+        if rel in sums and _sha256(path) != sums[rel]:
+            return f"{rel} does not match SHA256SUMS"
+    if expected.get("sha256") and _sha256(src) != expected["sha256"]:
+        return "it does not match the checksum in data/registry.json"
+    if expected.get("folder") and folder_sha256(src) != expected["folder"]:
+        return "its files do not match the folder hash in data/registry.json"
+    for rel, digest in (expected.get("files") or {}).items():
+        if not (src / rel).is_file() or _sha256(src / rel) != digest:
+            return f"its {rel} is missing or does not match data/registry.json"
+    return None
 
 
 def _same(a: Path, b: Path) -> bool:
