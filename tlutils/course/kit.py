@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tlutils.course import assets
@@ -72,7 +73,9 @@ def _place(src: Path, dst: Path) -> None:
 
 
 def _link_or_copy(src, dst) -> None:
-    Path(dst).unlink(missing_ok=True)
+    """A hard link, else a copy; never over an existing file (it could be src itself)."""
+    if os.path.lexists(dst):
+        raise FileExistsError(f"{dst} exists already; the kit writes only new files.")
     try:
         os.link(src, dst)
     except OSError:
@@ -109,10 +112,12 @@ def _requirements(path: Path) -> list[str]:
 
 
 def download_wheels(requirements: Path, wheels: Path, platforms: list[str],
-                    pip_args: list[str]) -> list[str]:
+                    pip_args: list[str]) -> tuple[list[str], set[str]]:
     """pip download every requirement for each platform (None: this machine) into wheels/;
-    return a sentence for each requirement that pip could not get."""
-    missing = []
+    return a sentence for each requirement pip could not get (one for a platform where it
+    got none: a mistyped tag), and those requirements."""
+    missing, lacking = [], set()
+    reqs = _requirements(requirements)
     for platform in platforms or [None]:
         where = ["--platform", platform, "--only-binary=:all:",
                  "--python-version", f"{sys.version_info.major}{sys.version_info.minor}",
@@ -120,19 +125,35 @@ def download_wheels(requirements: Path, wheels: Path, platforms: list[str],
         base = ["download", "--no-deps", "-d", str(wheels), *where, *pip_args]
         if pip(*base, "-r", str(requirements)).returncode == 0:
             continue
-        for req in _requirements(requirements):  # find which ones failed, one by one
+        failed = {}
+        for req in reqs:  # find which ones failed, one by one
             done = pip(*base, req)
             if done.returncode != 0:
-                said = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                missing.append(f"{req} for {platform or 'this machine'}: pip said {said!r}.")
+                failed[req] = _pip_said(done.stderr)
+        lacking |= set(failed)
+        if platform and len(failed) == len(reqs) > 1:
+            missing.append(f"every wheel for platform {platform!r}: pip found none (it said "
+                           f"{next(iter(failed.values()))!r}); check the tag, e.g. "
+                           "manylinux2014_x86_64, macosx_11_0_arm64 or win_amd64.")
+            continue
+        missing += [f"{req} for {platform or 'this machine'}: pip said {said!r}."
+                    for req, said in failed.items()]
     # the course's own wheel; its build needs setuptools>=77, from the index unless pip has it
     course = pip("wheel", "--no-deps", "-w", str(wheels), str(ROOT))
     if course.returncode != 0:
         course = pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT))
     if course.returncode != 0:
-        missing.append("the tlutils wheel: pip wheel said "
-                       f"{(course.stderr.strip().splitlines() or ['no message'])[-1]!r}.")
-    return missing
+        missing.append(f"the tlutils wheel: pip wheel said {_pip_said(course.stderr)!r}.")
+    return missing, lacking
+
+
+def _pip_said(stderr: str) -> str:
+    """The line of pip's error output that names the cause: its first ERROR line that is not
+    a summary ("Failed to build", a hint), else its last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("ERROR:") and not any(
+        word in line for word in ("Failed to build", "failed-wheel-build", "subprocess-exited"))]
+    return (causes or lines or ["no message"])[0]
 
 
 ROOM_README = """# Workshop kit: transfer learning with Keras 3
@@ -168,29 +189,92 @@ export TLU_MIRROR=http://<that machine's address>:8000   # on each laptop
 """
 
 
+MARKER = ".tlutils-kit"  # in a kit: the files it wrote, one a line; a rebuild may replace them
+
+
 def build_kit(dest: str | Path, profile_names: list[str], platforms: list[str] = (),
               requirements: Path | None = None, pip_args: list[str] = (),
               only: dict[str, list[str]] | None = None) -> tuple[Path, list[str]]:
     """Write the kit into dest (see the module docstring); return it and what it lacks.
 
-    `only` replaces the profiles' asset list, and `requirements` requirements.lock (tests
-    build small kits with both)."""
+    dest must be new, empty or a kit built before (check_destination). The kit is built in
+    a temporary folder beside it that becomes dest only when complete, so a failure (a full
+    disk) leaves dest as it was. `only` replaces the profiles' asset list, and
+    `requirements` requirements.lock (tests build small kits with both)."""
     kit = Path(dest).expanduser().absolute()
-    kit.mkdir(parents=True, exist_ok=True)
+    check_destination(kit)
     requirements = Path(requirements or ROOT / "requirements.lock")
-    missing = download_wheels(requirements, kit / "wheels", list(platforms), list(pip_args))
-    got = [r for r in _requirements(requirements) if not any(m.startswith(f"{r} for ")
-                                                            for m in missing)]
+    try:
+        kit.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=kit.parent, prefix=f".{kit.name}.", suffix=".partial"))
+    except OSError as err:
+        raise assets.DataError(f"Cannot create the kit at {kit}: {_reason(err)}. Name a "
+                               "folder you can write to.") from None
+    try:
+        new = work / "kit"
+        new.mkdir()
+        missing = _write_kit(new, profile_names, list(platforms), requirements, list(pip_args),
+                             only)
+        written = sorted(p.relative_to(new).as_posix() for p in new.rglob("*") if p.is_file())
+        (new / MARKER).write_text("".join(f"{w}\n" for w in written), encoding="utf-8")
+        if kit.is_dir():
+            os.rename(kit, work / "old")  # empty, or only what an earlier build wrote
+        os.rename(new, kit)
+    except OSError as err:
+        raise assets.DataError(f"Could not write the kit: {_reason(err)}. {kit} is as it was "
+                               "before; free some space or name another folder.") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the temporary folder this call made
+    return kit, missing
+
+
+def _write_kit(kit: Path, profile_names: list[str], platforms: list[str], requirements: Path,
+               pip_args: list[str], only: dict[str, list[str]] | None) -> list[str]:
+    """Fill an empty folder with the kit's parts; return what it lacks."""
+    missing, lacking = download_wheels(requirements, kit / "wheels", platforms, pip_args)
+    got = [r for r in _requirements(requirements) if r not in lacking]
     (kit / "requirements.lock").write_text("".join(f"{r}\n" for r in got))  # what it has
     missing += copy_assets(only or profile_assets(profile_names), kit)
-    shutil.copytree(ROOT / "notebooks", kit / "notebooks", dirs_exist_ok=True,
+    shutil.copytree(ROOT / "notebooks", kit / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (kit / "README.md").write_text(ROOM_README.format(
         profiles=", ".join(profile_names), platforms=", ".join(platforms) or "this machine",
         python=f"{sys.version_info.major}.{sys.version_info.minor}", first=profile_names[0],
         missing="\n".join(f"- {m}" for m in missing) or "Nothing: everything was found."),
         encoding="utf-8")
-    return kit, missing
+    return missing
+
+
+def check_destination(kit: Path) -> None:
+    """Refuse, in one sentence, a kit folder that is a file, holds the checkout or the cache
+    the kit copies from (or sits inside it), or holds files an earlier kit did not write."""
+    cache = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser().absolute()
+    if kit.exists() and not kit.is_dir():
+        raise assets.DataError(f"{kit} is a file: name a new folder for the kit.")
+    for what, place in (("the course's checkout", ROOT), ("the cache it copies from", cache)):
+        if place.resolve().is_relative_to(kit.resolve()) or kit.resolve().is_relative_to(
+                place.resolve()):
+            raise assets.DataError(f"{kit} overlaps {what} ({place}): name a new folder "
+                                   "outside it.")
+    if not kit.is_dir() or not any(kit.iterdir()):
+        return
+    marker = kit / MARKER
+    written = set(marker.read_text(encoding="utf-8").splitlines()) if marker.is_file() else set()
+    others = sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*")
+                    if not p.is_dir() and p != marker
+                    and p.relative_to(kit).as_posix() not in written)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise assets.DataError(f"{kit} holds files the kit did not write ({shown}): name a new "
+                               "or empty folder, or move them out first.")
+
+
+def _reason(err: OSError) -> str:
+    """An OSError in words: its strerror and file, or the first of shutil.Error's list."""
+    if isinstance(err, shutil.Error) and err.args and isinstance(err.args[0], list):
+        src, _, why = err.args[0][0]
+        return f"{why} ({src})"
+    return f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
 
 
 def kit_size(kit: Path) -> int:
