@@ -37,7 +37,7 @@ def outputs(path: Path) -> tuple[str, list[dict]]:
     return text, errors
 
 
-PUBLISH = "staging.rename(export_dir)"  # in the cell that publishes export.new/ as export/
+PUBLISH = "(staging / name).rename(export_dir / name)"  # the cell that publishes export.new/
 
 
 def execute_then_rerun(params: dict, rerun: str, times: int, out: Path) -> None:
@@ -61,8 +61,12 @@ def execute_then_rerun(params: dict, rerun: str, times: int, out: Path) -> None:
 
 
 def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
-    """... and rerunning the publishing cell alone, twice, keeps export/ whole."""
+    """... and rerunning the publishing cell alone, twice, keeps export/ whole, and the
+    learner's own files in export/ untouched."""
     folder = make_folder(tmp_path / "photos")
+    (build / "export").mkdir(parents=True, exist_ok=True)
+    (build / "export" / "notes.txt").write_text("mine")
+    (build / "export" / "small.tflite").write_bytes(b"exercise 4")
     out = tmp_path / "executed.ipynb"
     execute_then_rerun({"DATA_DIR": str(folder), **FAST}, PUBLISH, 2, out)
     metrics = json.loads((build / "metrics" / "06_your_own_data.json").read_text())["metrics"]
@@ -85,6 +89,8 @@ def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
     assert {"model.keras", "labels.txt", "savedmodel", "model.tflite"} <= {
         p.name for p in (build / "export").iterdir()}
     assert (build / "export" / "labels.txt").read_text() == "blue\nred\n"
+    assert (build / "export" / "notes.txt").read_text() == "mine"
+    assert (build / "export" / "small.tflite").read_bytes() == b"exercise 4"
     reloaded = keras.models.load_model(build / "export" / "model.keras", safe_mode=True)
     assert reloaded.output_shape == (None, 2)
 

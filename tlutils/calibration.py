@@ -8,10 +8,28 @@ from __future__ import annotations
 import numpy as np
 
 
+def checked(probs, y) -> tuple[np.ndarray, np.ndarray]:
+    """probs (n, classes) and labels y as arrays, or ValueError in one sentence: no images, a
+    row that is not probabilities (NaN, negative, not summing to 1), a label out of range."""
+    probs, y = np.asarray(probs, dtype=float), np.asarray(y)
+    if probs.ndim != 2 or len(probs) == 0 or len(probs) != len(y):
+        raise ValueError(f"Expected probabilities of shape (images, classes) and one label per "
+                         f"image; got {probs.shape} and {len(y)} labels.")
+    bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1) | (
+        np.abs(probs.sum(axis=1) - 1) > 1e-3)
+    if bad.any():
+        raise ValueError(f"Row {int(np.argmax(bad))} of probs is not a probability vector "
+                         f"(sum {probs[bad][0].sum():.3g}); pass the softmax output, not logits.")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= probs.shape[1]:
+        raise ValueError(f"Labels must be class numbers 0..{probs.shape[1] - 1}; got values "
+                         f"from {y.min()} to {y.max()}.")
+    return probs, y
+
+
 def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error of the top class: sum over equal-width confidence bins of
     (share of images in the bin) x |accuracy in the bin - mean confidence in the bin|."""
-    probs, y = np.asarray(probs, dtype=float), np.asarray(y)
+    probs, y = checked(probs, y)
     conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
     which = np.minimum((conf * bins).astype(int), bins - 1)  # bin b holds [b/bins, (b+1)/bins)
     total = 0.0
@@ -54,15 +72,24 @@ def scale(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def nll(probs: np.ndarray, y: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes (the cross-entropy loss)."""
-    p = np.asarray(probs, dtype=float)[np.arange(len(y)), y]
+    probs, y = checked(probs, y)
+    p = probs[np.arange(len(y)), y]
     return float(-np.mean(np.log(np.clip(p, 1e-12, None))))
+
+
+MIN_FIT = 3  # images fit_temperature needs
 
 
 def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
     """The one scalar T that minimises the negative log-likelihood of scale(probs, T) on these
-    labelled images (Guo et al., ICML 2017), searched over log T in [-3, 3]."""
+    labelled images (Guo et al., ICML 2017), searched over log T in [-3, 3]. Needs at least
+    MIN_FIT images: one or two only pin T to an end of the range."""
     from scipy.optimize import minimize_scalar
 
+    probs, y = checked(probs, y)
+    if len(y) < MIN_FIT:
+        raise ValueError(f"A temperature needs at least {MIN_FIT} labelled images; got "
+                         f"{len(y)}.")
     best = minimize_scalar(lambda s: nll(scale(probs, np.exp(s)), y), bounds=(-3.0, 3.0),
                            method="bounded")
     return float(np.exp(best.x))

@@ -83,7 +83,17 @@ def gradcam(classifier: keras.Model, x: np.ndarray, classes, batch_size: int = 3
     classes[i]'s score with respect to the activations, averaged over the locations to weigh
     each channel, the weighted sum of the channels, then ReLU (06_your_own_data)."""
     conv, scores = conv_model(classifier), class_scores(classifier)
-    classes = np.asarray(classes)
+    classes, n_classes = np.asarray(classes), classifier.get_layer("head").kernel.shape[-1]
+    if classes.shape != (len(x),) or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"Give one class number per image: {len(x)} images, classes of shape "
+                         f"{classes.shape} ({classes.dtype}).")
+    if len(classes) and (classes.min() < 0 or classes.max() >= n_classes):
+        raise ValueError(f"Classes must be 0..{n_classes - 1}; got {classes.min()} to "
+                         f"{classes.max()}.")
+    finite = np.isfinite(np.asarray(x, dtype="float32")).reshape(len(x), -1).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"Image {int(np.argmin(finite))} has NaN or infinite pixels; a map of "
+                         "it would be meaningless.")
     maps = []
     for start in range(0, len(x), batch_size):
         a = keras.ops.convert_to_numpy(conv(x[start:start + batch_size], training=False))

@@ -28,6 +28,9 @@ def parse_params(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise ValueError(f"Parameters look like NAME=VALUE; got {pair!r}.")
+        if not value.strip():  # e.g. -p DATA_DIR=$UNSET_VARIABLE
+            raise ValueError(f"-p {key}= has no value (an unset shell variable?): give one, or "
+                             f"leave -p {key} out to keep the notebook's default.")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
