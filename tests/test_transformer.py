@@ -69,6 +69,8 @@ def _fake_checkpoint(folder, tensors: bool = True):
     ("truncate", "model.safetensors is cut short: "),
     ("no_vocab", "has no vocab.txt, the word-piece vocabulary its tokenizer reads"),
     ("neither", "is neither a keras_hub preset (metadata.json) nor a Hugging Face checkpoint"),
+    ("config", "config.json is not JSON"),
+    ("header", "not a safetensors file (its header does not describe tensors)"),
 ])
 def test_a_folder_keras_hub_could_not_load_is_refused_in_one_sentence(tmp_path, damage, words):
     folder = _fake_checkpoint(tmp_path / "checkpoint")
@@ -76,6 +78,11 @@ def test_a_folder_keras_hub_could_not_load_is_refused_in_one_sentence(tmp_path, 
     original = weights.read_bytes()
     if damage == "truncate":
         weights.write_bytes(original[: len(original) // 2])
+    elif damage == "config":
+        (folder / "config.json").write_text("{model_type: bert")
+    elif damage == "header":
+        header = b'{"w": 5}'
+        weights.write_bytes(len(header).to_bytes(8, "little") + header)
     elif damage == "no_vocab":
         (folder / "vocab.txt").unlink()
     else:
@@ -139,6 +146,20 @@ def test_the_hf_handle_loads_offline_from_a_hugging_face_cache(tmp_path, monkeyp
     embedding = text.outputs(text.sentence_model(backbone), ids)[0]
     # the upstream model card's example
     assert np.allclose(embedding[:5], [0.0677, 0.0634, 0.0488, 0.0792, 0.0374], atol=1e-4)
+
+
+def test_an_hf_handle_with_no_network_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    with pytest.raises(assets.DataError) as err:
+        text.load_transformer("hf://sentence-transformers/all-MiniLM-L6-v2")
+    message = str(err.value)
+    assert message.startswith("Could not load hf://sentence-transformers/all-MiniLM-L6-v2 (")
+    assert "point TRANSFORMER at that folder" in message and "\n" not in message
 
 
 def test_sst2_style_input_empty_lines_bad_bytes_and_a_long_sentence(tmp_path, tiny, capsys):

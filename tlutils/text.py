@@ -142,6 +142,11 @@ def check_model_folder(folder: Path) -> None:
                         "Face checkpoint (config.json and model.safetensors): point TRANSFORMER "
                         "at a folder that holds one, or at a handle such as "
                         "hf://sentence-transformers/all-MiniLM-L6-v2.")
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise DataError(f"{folder / 'config.json'} is not JSON ({err}): copy it again from "
+                        "where the checkpoint came from.") from None
     if not (folder / "vocab.txt").exists():
         raise DataError(f"{folder} has no vocab.txt, the word-piece vocabulary its tokenizer "
                         "reads: copy vocab.txt from where the checkpoint came from into it.")
@@ -162,7 +167,11 @@ def safetensors_problem(path: Path) -> str | None:
             header = json.loads(f.read(n))
         except ValueError:
             return "not a safetensors file (its header is not JSON)"
-    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    try:
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError):
+        return "not a safetensors file (its header does not describe tensors)"
     if 8 + n + end != size:
         return f"cut short: {size:,} bytes, where its header describes {8 + n + end:,}"
     return None
@@ -181,8 +190,16 @@ def load_transformer(preset: str):
                           "`%pip install -q keras-hub`), then run the section again.") from None
     path = transformer_preset(preset)
     _expected_retracing_quiet()
-    backbone = keras_hub.models.Backbone.from_preset(path)
-    tokenizer = keras_hub.models.Tokenizer.from_preset(path)
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(path)
+        tokenizer = keras_hub.models.Tokenizer.from_preset(path)
+    except Exception as err:
+        if not str(path).startswith(("hf://", "kaggle://")):
+            raise
+        said = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DataError(f"Could not load {path} ({said}). Without a network, download its "
+                        "folder (config.json, model.safetensors, vocab.txt) on a connected "
+                        "machine and point TRANSFORMER at that folder.") from None
     return backbone, tokenizer
 
 
