@@ -109,7 +109,13 @@ def class_without_usable_image(folder: Path) -> str:
             "empty file (0 bytes); blue/notes.jpg: not an image Pillow can read);")
 
 
-@pytest.mark.parametrize("make", [one_class, class_without_usable_image])
+def too_few_to_validate(folder: Path) -> str:
+    write_good(folder, "red", 3)
+    write_good(folder, "blue", 3, seed=50)
+    return "2 validation image(s) for 2 classes: too few to tell a model from a guess."
+
+
+@pytest.mark.parametrize("make", [one_class, class_without_usable_image, too_few_to_validate])
 def test_unusable_folder_stops_with_one_sentence(tmp_path, build, make):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -207,3 +207,10 @@ def test_gradcam_refuses_bad_classes_and_nan_images():
     x[1] = np.nan
     with pytest.raises(ValueError, match="Image 1 has NaN"):
         gradcam.gradcam(model, x, [0, 1])
+
+
+def test_a_cache_folder_that_cannot_be_created_is_one_sentence(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "file" / "cache"))
+    with pytest.raises(assets.DataError, match="cannot be created .*point KERAS_HOME"):
+        assets.cache_root()

@@ -116,7 +116,11 @@ def cache_root() -> Path:
     instead, so a pre-filled cache is never ignored without a word.
     """
     root = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"The cache folder {root} cannot be created ({err.strerror or err}): "
+                        "point KERAS_HOME at a folder you can write to.") from None
     if not os.access(root, os.W_OK):
         raise DataError(
             f"The cache folder {root} is not writable. Copy it to a writable place and "
