@@ -71,6 +71,7 @@ def _fake_checkpoint(folder, tensors: bool = True):
     ("neither", "is neither a keras_hub preset (metadata.json) nor a Hugging Face checkpoint"),
     ("config", "config.json is not JSON"),
     ("header", "not a safetensors file (its header does not describe tensors)"),
+    ("vocab_size", "word pieces where config.json declares 99:"),
 ])
 def test_a_folder_keras_hub_could_not_load_is_refused_in_one_sentence(tmp_path, damage, words):
     folder = _fake_checkpoint(tmp_path / "checkpoint")
@@ -80,6 +81,8 @@ def test_a_folder_keras_hub_could_not_load_is_refused_in_one_sentence(tmp_path, 
         weights.write_bytes(original[: len(original) // 2])
     elif damage == "config":
         (folder / "config.json").write_text("{model_type: bert")
+    elif damage == "vocab_size":
+        (folder / "config.json").write_text('{"model_type": "bert", "vocab_size": 99}')
     elif damage == "header":
         header = b'{"w": 5}'
         weights.write_bytes(len(header).to_bytes(8, "little") + header)

@@ -143,13 +143,18 @@ def check_model_folder(folder: Path) -> None:
                         "at a folder that holds one, or at a handle such as "
                         "hf://sentence-transformers/all-MiniLM-L6-v2.")
     try:
-        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except ValueError as err:
         raise DataError(f"{folder / 'config.json'} is not JSON ({err}): copy it again from "
                         "where the checkpoint came from.") from None
     if not (folder / "vocab.txt").exists():
         raise DataError(f"{folder} has no vocab.txt, the word-piece vocabulary its tokenizer "
                         "reads: copy vocab.txt from where the checkpoint came from into it.")
+    words = len((folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    declared = config.get("vocab_size") if isinstance(config, dict) else None
+    if isinstance(declared, int) and words != declared:
+        raise DataError(f"{folder / 'vocab.txt'} has {words:,} word pieces where config.json "
+                        f"declares {declared:,}: the two files come from different models.")
     problem = safetensors_problem(folder / "model.safetensors")
     if problem:
         raise DataError(f"{folder / 'model.safetensors'} is {problem}: download it again.")
