@@ -205,7 +205,8 @@ def test_a_dead_kernel_is_one_line_naming_the_notebook(tmp_path, monkeypatch):
     body = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
     nb = _notebook(tmp_path / "oom.ipynb", body)
     out, error = run.execute(nb, "cpu")
-    assert error.startswith("the kernel died while running oom.ipynb"), error
+    assert error.startswith("the kernel died in cell 2 ('import os, signal') of oom.ipynb: "
+                            "compiled code crashed"), error
 
 
 def test_runner_command_line_mistakes_are_one_line(monkeypatch, capsys):

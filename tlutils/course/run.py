@@ -223,8 +223,14 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     log.parent.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
-    if progress:
-        client.on_cell_start = progress.cell_started
+    running = {}  # the cell the kernel is running, for a kernel that dies in it
+
+    def cell_started(cell, cell_index):
+        running.update(index=cell_index, line=(cell.source.strip().splitlines() or [""])[0])
+        if progress:
+            progress.cell_started(cell=cell, cell_index=cell_index)
+
+    client.on_cell_start = cell_started
     error = None
     env = {**os.environ, **kernel_environment(), "TLU_PROFILE": profile}  # the kernel's only
     try:
@@ -233,8 +239,10 @@ def execute(notebook: str | Path, profile: str, params: dict | None = None,
     except CellExecutionError as err:
         error = ANSI.sub("", str(err).strip().splitlines()[-1])
     except DeadKernelError:
-        error = (f"the kernel died while running {notebook.name} (often the system ran out of "
-                 f"memory); its last messages are in {log}")
+        where = (f" in cell {running['index'] + 1} ({running['line'][:60]!r})" if running else "")
+        error = (f"the kernel died{where} of {notebook.name}: compiled code crashed (a damaged "
+                 f"model or data file, say) or the system ran out of memory; its last messages "
+                 f"are in {log}")
     finally:
         nbformat.write(nb, out)
         if progress:
