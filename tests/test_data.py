@@ -308,3 +308,10 @@ def test_a_failed_cache_write_leaves_no_file_and_no_temporary(tmp_path):
     assets.save_atomic(target, lambda f: np.save(f, np.arange(3)))
     assets.save_atomic(target, lambda f: np.save(f, np.arange(4)))  # a second writer, same entry
     assert np.load(target).tolist() == [0, 1, 2, 3] and len(list(target.parent.iterdir())) == 1
+
+
+def test_mnist_layout_puts_a_frame_filling_digit_in_a_20_pixel_box():
+    x = np.full((2, 16, 16), 255, np.uint8)  # digits that fill their frame, as USPS's do
+    out = digits.mnist_layout(x)
+    assert out.shape == (2, 28, 28, 1) and out.dtype == np.uint8
+    assert (out[:, 4:24, 4:24] == 255).all() and out[:, :4].max() == 0 and out[:, 24:].max() == 0

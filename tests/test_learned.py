@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # and "*" stands for every item of a list or every value of a dict
 ARMS = {
     "00_start_here": {"majority_acc": ["knn_pretrained_acc"]},
-    "01_feature_extraction": {"majority_acc": ["fe_acc", "scratch_acc", "fe_logreg_acc",
+    "01_feature_extraction": {"majority_acc": ["fe_acc", "scratch_acc", "pixels_acc",
+                                               "fe_logreg_acc",
                                                "fe_inloop_acc", "data_efficiency.*.fe_mean"]},
     "02_partial_fine_tuning": {"majority_acc": ["partial_ft_acc", "head_only_acc", "fe_acc",
                                                 "bn_inference_acc", "bn_restored_acc",
@@ -41,6 +42,7 @@ ARMS = {
                                          "targets.*.fewshot_10_per_class_acc",
                                          "corruptions.*.acc", "corruptions.*.augment_acc"],
                         "digit_majority_acc": ["mnist_heldout_acc", "usps_source_only_acc",
+                                               "usps_stretched_acc",
                                                "usps_adabn_acc", "usps_fewshot_acc"]},
     "06_your_own_data": {"majority_acc": ["val_acc", "fe_acc", "ft_acc"]},
     "07_text_transfer": {"majority_acc": ["scratch_acc", "glove_frozen_acc", "glove_ft_acc",

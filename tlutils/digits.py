@@ -65,3 +65,15 @@ def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     big = keras.ops.image.resize(x[..., None].astype("float32"), (size, size))
     big = np.clip(np.round(keras.ops.convert_to_numpy(big)), 0, 255).astype("uint8")
     return np.repeat(big, channels, axis=-1) if channels > 1 else big
+
+
+def mnist_layout(x: np.ndarray, box: int = 20, size: int = 28) -> np.ndarray:
+    """Digits that fill their frame (USPS: 16 x 16) laid out as MNIST's are: scaled to a
+    `box`-pixel square and centred in a `size`-pixel frame, (n, size, size, 1) uint8.
+
+    Stretching USPS to 28 pixels instead gives it about twice MNIST's ink, a difference of
+    preprocessing, not of handwriting (05_domain_shift measures both)."""
+    margin = (size - box) // 2
+    small = resize_digits(x, box)
+    return np.pad(small, ((0, 0), (margin, size - box - margin), (margin, size - box - margin),
+                          (0, 0)))

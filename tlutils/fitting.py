@@ -30,19 +30,23 @@ def restore(model: keras.Model, state: list[np.ndarray]) -> None:
 
 
 def accuracy(model: keras.Model, x, y, batch_size: int = 64) -> float:
-    """Fraction of x that the model classifies as y.
+    """Fraction of x that the model classifies as y (see predictions)."""
+    return float(np.mean(predictions(model, x, batch_size) == np.asarray(y)))
+
+
+def predictions(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
+    """The class the model picks for each row of x; `predictions(...) == y` is each image's
+    correctness, which two fixed models compare image by image (05_domain_shift).
 
     Calls the model batch by batch in inference mode rather than through predict():
     after every compile(), predict() traces a new function, and notebooks that score
     many runs would pay for it (and TensorFlow would warn about retracing).
     """
-    y = np.asarray(y)
-    correct = 0
-    for i in range(0, len(y), batch_size):
+    out = []
+    for i in range(0, len(x), batch_size):
         batch = keras.ops.convert_to_tensor(np.asarray(x[i:i + batch_size]), dtype="float32")
-        probs = keras.ops.convert_to_numpy(model(batch, training=False))
-        correct += int(np.sum(probs.argmax(axis=1) == y[i:i + batch_size]))
-    return correct / len(y)
+        out.append(keras.ops.convert_to_numpy(model(batch, training=False)).argmax(axis=1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def stream(idx, seed: int, steps: int, batch: int) -> np.ndarray:
