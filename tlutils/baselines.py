@@ -1,8 +1,8 @@
 """The baselines a skeptic runs first: a linear model on raw pixels (or any fixed features)
 with its regularisation chosen by cross-validation on the labelled images alone.
 
-Explained in 03_full_fine_tuning (section 6); 04, 08, 09 and 10 put the same baseline next
-to every claim that transfer or fine-tuning pays, and 07 uses `fit_logreg` for word counts.
+Met in 01_feature_extraction, explained in 03_full_fine_tuning (section 6); later notebooks
+put the same baseline next to every claim that transfer or fine-tuning pays.
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ def pixels(x: np.ndarray, size: int | None = None) -> np.ndarray:
     Colour channels are averaged to grey when they are equal (digits copied into three
     channels); `size` shrinks the images first (bilinear), so a linear model on a 96-pixel
     copy sees the same pixels as on the original."""
-    x = np.asarray(x, dtype="float32")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.shape[-1] == 3 and np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(
-            x[..., 1], x[..., 2]):
-        x = x[..., :1]
-    if size is not None and x.shape[1] != size:
-        import keras
+    chunks = [slice(start, start + 256) for start in range(0, len(x), 256)]  # memory stays low
+    grey = all(np.asarray(x[c]).ndim == 3 or np.asarray(x[c]).shape[-1] == 3 and (
+        np.ptp(np.asarray(x[c]), axis=-1) == 0).all() for c in chunks)
+    rows = []
+    for c in chunks:
+        part = np.asarray(x[c], dtype="float32")
+        part = part[..., None] if part.ndim == 3 else part[..., :1] if grey else part
+        if size is not None and part.shape[1] != size:
+            import keras
 
-        x = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (size, size)))
-    return (x / 255.0).reshape(len(x), -1)
+            part = keras.ops.convert_to_numpy(keras.ops.image.resize(part, (size, size)))
+        rows.append((part / 255.0).reshape(len(part), -1))
+    return np.concatenate(rows)
 
 
 def fit_logreg(f_train: np.ndarray, y_train: np.ndarray, cs=CS, folds: int = 3,
