@@ -59,7 +59,10 @@ ARMS = {
                                                      "soup_greedy_ood_acc",
                                                      "best_single_ood_acc",
                                                      "ensemble_ood_acc"]},
-    "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc"]},
+    "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc", "pixels_acc",
+                                                     "converged_head_acc"],
+                              # BatchNorm (peft.1) is named in 09 as a trap below pixels
+                              "pixels_acc": ["full_ft_acc", "converged_head_acc", "peft.2.acc"]},
     "10_ship_it_small": {"digit_majority_acc": ["teacher_acc", "student_hard_acc",
                                                 "student_soft_acc", "student_transfer_acc",
                                                 "student_int8_acc", "teacher_int8_acc",
