@@ -86,7 +86,7 @@ def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
         assert path in text
     assert "the loader skipped 4 file(s), the same as the check" in text
     assert "Check passed." in text
-    assert {"model.keras", "labels.txt", "savedmodel", "model.tflite"} <= {
+    assert {"model.keras", "labels.txt", "temperature.txt", "savedmodel", "model.tflite"} <= {
         p.name for p in (build / "export").iterdir()}
     assert (build / "export" / "labels.txt").read_text() == "blue\nred\n"
     assert (build / "export" / "notes.txt").read_text() == "mine"
