@@ -27,6 +27,17 @@ def test_fit_logreg_chooses_c_on_training_rows_and_learns():
     y_test = np.repeat(np.arange(3), 50)
     f_test = rng.normal(size=(150, 5)) + 2.0 * np.eye(3, 5)[y_test]
     assert model.score(f_test, y_test) > 0.7
+    # the C it picks is the one with the best cross-validated accuracy on the training rows
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    noisy = rng.normal(size=(90, 40)) + 0.4 * np.eye(3, 40)[y]  # many noise features
+    split = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = [cross_val_score(LogisticRegression(C=c, max_iter=5000), noisy, y, cv=split).mean()
+              for c in baselines.CS]
+    best = baselines.CS[int(np.argmax(scores))]
+    assert best != 1.0, "the test needs data where the default C is not the best"
+    assert baselines.fit_logreg(noisy, y).chosen_c == best
     # one row of some class: no cross-validation is possible, C = 1
     assert baselines.fit_logreg(f[:61], y[:61]).chosen_c == 1.0
 

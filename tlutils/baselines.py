@@ -50,7 +50,7 @@ def fit_logreg(f_train: np.ndarray, y_train: np.ndarray, cs=CS, folds: int = 3,
         return make_pipeline(*steps, LogisticRegression(C=c, max_iter=5000))
 
     y_train = np.asarray(y_train)
-    k = min(folds, int(np.bincount(y_train).min(initial=0) if len(y_train) else 0))
+    k = min(folds, int(np.bincount(y_train).min()) if len(y_train) else 0)
     chosen = 1.0
     if k >= 2 and len(cs) > 1:
         split = StratifiedKFold(k, shuffle=True, random_state=0)
