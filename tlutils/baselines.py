@@ -37,9 +37,10 @@ def fit_logreg(f_train: np.ndarray, y_train: np.ndarray, cs=CS, folds: int = 3,
                standardise: bool = False):
     """A multinomial logistic regression run to convergence, with C chosen from `cs` by
     stratified `folds`-fold cross-validation on the training rows only (no test image is
-    looked at). With fewer than 2 rows in some class, C = 1. `standardise` scales each
-    feature first (it hurts raw pixels: rare edge pixels get as loud as the strokes).
-    Returns the fitted pipeline; `.score(f, y)` gives accuracy, `.chosen_c` the C picked."""
+    looked at); with one C in `cs`, that one; with fewer than 2 rows in some class, C = 1.
+    `standardise` scales each feature first (it hurts raw pixels: rare edge pixels get as
+    loud as the strokes). Returns the fitted pipeline; `.score(f, y)` gives accuracy,
+    `.chosen_c` the C picked."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -51,7 +52,7 @@ def fit_logreg(f_train: np.ndarray, y_train: np.ndarray, cs=CS, folds: int = 3,
 
     y_train = np.asarray(y_train)
     k = min(folds, int(np.bincount(y_train).min()) if len(y_train) else 0)
-    chosen = 1.0
+    chosen = float(cs[0]) if len(cs) == 1 else 1.0
     if k >= 2 and len(cs) > 1:
         split = StratifiedKFold(k, shuffle=True, random_state=0)
         scores = [cross_val_score(model(c), f_train, y_train, cv=split).mean() for c in cs]
