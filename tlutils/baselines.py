@@ -42,15 +42,21 @@ def fit_logreg(f_train: np.ndarray, y_train: np.ndarray, cs=CS, folds: int = 3,
     loud as the strokes). Returns the fitted pipeline; `.score(f, y)` gives accuracy,
     `.chosen_c` the C picked."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     def model(c: float):
         steps = [StandardScaler()] if standardise else []
         return make_pipeline(*steps, LogisticRegression(C=c, max_iter=5000))
 
-    y_train = np.asarray(y_train)
+    with threadpool_limits(1):  # small fits: BLAS threads only fight over a loaded machine
+        return _fit_logreg(model, f_train, np.asarray(y_train), cs, folds)
+
+
+def _fit_logreg(model, f_train, y_train, cs, folds):
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
     k = min(folds, int(np.bincount(y_train).min()) if len(y_train) else 0)
     chosen = float(cs[0]) if len(cs) == 1 else 1.0
     if k >= 2 and len(cs) > 1:
