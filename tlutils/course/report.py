@@ -52,7 +52,7 @@ def record(notebook: str, profile: str, metrics: dict, wall_s: float) -> Path:
     }
     path = build_dir(profile) / "metrics" / f"{notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, default=_plain) + "\n")
+    _write_text(path, json.dumps(payload, indent=1, default=_plain) + "\n")
     return path
 
 
@@ -120,7 +120,7 @@ def aggregate(profile: str, failed: dict[str, str] | None = None) -> tuple[Path,
         raise FileNotFoundError(
             f"No metrics recorded for profile {profile!r} in {out / 'metrics'}{hint}.")
     failed = failed or {}
-    (out / "report.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    _write_text(out / "report.json", json.dumps(runs, indent=1) + "\n")
     lines = [f"# Run report: profile `{profile}`", ""]
     lines += _markdown_table(
         [{"notebook": name, "wall_s": "", "backend": "", "device": "",
@@ -139,5 +139,12 @@ def aggregate(profile: str, failed: dict[str, str] | None = None) -> tuple[Path,
             elif isinstance(value, dict):
                 lines += ["", f"**{key}**", ""]
                 lines += _markdown_table([{"key": k, "value": v} for k, v in value.items()])
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_text(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md", out / "report.json"
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a result file whole or not at all (a full disk leaves the last one intact)."""
+    from tlutils.course.assets import save_atomic
+
+    save_atomic(path, lambda f: f.write(text.encode("utf-8")))
