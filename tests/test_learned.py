@@ -1,10 +1,10 @@
 """No arm a notebook compares sits at or below always answering the largest class (#27).
 
 A model there has learned nothing, and a gap quoted against it measures only the other arm.
-Arms the notebooks name as a baseline or a trap are left out: 00's random weights, 01's and 03's
-raw pixels on ants and bees (both print that they learned nothing there), 02's
+Arms the notebooks name as a baseline or a trap are left out: 00's random weights, 02's
 BatchNorm in training mode, 03's naive high learning rate, 04's label-changing and extreme
-augmentations, and 01's scratch points the notebook itself marks as not learned. 05 and 08
+augmentations, 09's BatchNorm-only arm (it names it below raw pixels), and 01's scratch
+points the notebook itself marks as not learned. 05 and 08
 record the largest class's share over every set they score (PACS domains, and digits).
 """
 
@@ -20,13 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # and "*" stands for every item of a list or every value of a dict
 ARMS = {
     "00_start_here": {"majority_acc": ["knn_pretrained_acc"]},
-    "01_feature_extraction": {"majority_acc": ["fe_acc", "scratch_acc", "fe_logreg_acc",
+    "01_feature_extraction": {"majority_acc": ["fe_acc", "scratch_acc", "pixels_acc",
+                                               "fe_logreg_acc",
                                                "fe_inloop_acc", "data_efficiency.*.fe_mean"]},
     "02_partial_fine_tuning": {"majority_acc": ["partial_ft_acc", "head_only_acc", "fe_acc",
                                                 "bn_inference_acc", "bn_restored_acc",
                                                 "per_k.*.acc_mean"]},
     "03_full_fine_tuning": {"majority_acc": ["full_ft_acc", "full_ft_best_epoch_acc", "fe_acc",
-                                             "l2sp_acc", "weight_decay_acc", "converged_acc"],
+                                             "l2sp_acc", "weight_decay_acc", "converged_acc",
+                                             "pixels_acc"],
                             "far_majority_acc": ["far_fe_acc", "far_ft_acc", "far_pixels_acc",
                                                  "far_scratch_acc", "far_converged_acc"]},
     "04_data_augmentation": {"majority_acc": ["mixup_acc", "cutmix_acc", "clean_acc", "tta_acc",
