@@ -32,7 +32,7 @@ def fit_heads(f_train, y_train, f_val, y_val, seeds, epochs: int, lr: float,
     dense = head.get_layer("head")
     accs, weights = [], []
     for seed in seeds:
-        restore(head, start)
+        restore(head, start, seed)
         keras.utils.set_random_seed(seed)
         dense.kernel.assign(keras.initializers.GlorotUniform(seed)(dense.kernel.shape))
         hist = head.fit(f_train, y_train, validation_data=(f_val, y_val), validation_freq=epochs,
@@ -51,7 +51,7 @@ def fit_from_warm_heads(model: keras.Model, start: list, warm_heads: list, seeds
     """
     runs = []
     for seed, head_weights in zip(seeds, warm_heads, strict=True):
-        restore(model, start)
+        restore(model, start, seed)
         model.get_layer("head").set_weights(head_weights)
         keras.utils.set_random_seed(seed)
         timer = EpochTimer()

@@ -23,10 +23,22 @@ def snapshot(model: keras.Model) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(v) for v in model.variables + model.optimizer.variables]
 
 
-def restore(model: keras.Model, state: list[np.ndarray]) -> None:
-    """Put back the weights and optimizer state saved by snapshot()."""
-    for var, value in zip(model.variables + model.optimizer.variables, state, strict=True):
+def restore(model: keras.Model, state: list[np.ndarray], seed: int | None = None) -> None:
+    """Put back the weights and optimizer state saved by snapshot().
+
+    The model's variables include the random state of its dropout and augmentation layers, so
+    a restored model replays the snapshot's random draws. Pass the run's `seed` to give every
+    such layer a state of its own, drawn from that seed: each seed then gets its own draws, the
+    same in every run of the notebook (02_partial_fine_tuning, 04_data_augmentation).
+    """
+    variables = model.variables + model.optimizer.variables
+    for var, value in zip(variables, state, strict=True):
         var.assign(value)
+    if seed is not None:
+        draws = np.random.default_rng(seed)
+        for var in variables:
+            if var.path.endswith("seed_generator_state"):
+                var.assign(np.array([draws.integers(2**31), 0], dtype=var.dtype))
 
 
 def accuracy(model: keras.Model, x, y, batch_size: int = 64) -> float:
