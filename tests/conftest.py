@@ -63,7 +63,75 @@ class NotebookCells:
             if noisy:
                 report.outcome = "failed"
                 report.longrepr = f"Log noise in the output, to silence at its source: {noisy[0]}"
+        _save_executed(item, call)
         _rerun_pass(item, call, report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        """Before nbval runs a notebook's cell: keep its display updates (below)."""
+        if hasattr(item, "cell") and hasattr(item.parent, "get_kernel_message"):
+            _keep_display_updates(item.parent)
+
+
+# nbval executes the notebooks in CI but saves no executed copy; the book (tlutils.course.book,
+# tests/test_book.py) is built from them. So after a notebook's last cell, its cells and the
+# outputs nbval recorded are written to build/<profile>/notebooks/<name>.ipynb, as `tlutils run`
+# writes them.
+
+
+def _keep_display_updates(notebook) -> None:
+    """nbval records a cell's displays but drops their updates (update_display_data, e.g. the
+    progress line of fitting.progress): each display's data becomes one object, which nbval
+    stores as it is and its updates then change in place."""
+    if getattr(notebook, "_tlu_displays", None) is not None:
+        return
+    import nbformat
+
+    shown = notebook._tlu_displays = {}
+    get = notebook.get_kernel_message
+
+    def get_kernel_message(*args, **kwargs):
+        msg = get(*args, **kwargs)
+        content = msg.get("content", {})
+        display_id = (content.get("transient") or {}).get("display_id")
+        if display_id and "data" in content:
+            data = nbformat.from_dict(content["data"])
+            if msg["msg_type"] == "update_display_data":
+                for node in shown.get(display_id, []):
+                    node.clear()
+                    node.update(data)
+            else:
+                content["data"] = data
+                shown.setdefault(display_id, []).append(data)
+        return msg
+
+    notebook.get_kernel_message = get_kernel_message
+
+
+def _save_executed(item, call) -> None:
+    """After nbval's last cell of a notebook, write the notebook with the outputs of each cell
+    nbval ran (an error included) to build/<profile>/notebooks/, whole or not at all."""
+    if call.when != "call" or not hasattr(item, "cell") or not hasattr(item.parent, "nb") \
+            or not _is_last_cell(item):
+        return
+    import copy
+
+    import nbformat
+
+    from tlutils.course import report
+    from tlutils.course.assets import save_atomic
+
+    nb = copy.deepcopy(item.parent.nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    count = 0
+    for cell_item in (i for i in item.session.items if i.parent is item.parent):
+        cell, outputs = code[cell_item.cell_num], cell_item.test_outputs
+        cell.outputs = [nbformat.from_dict(copy.deepcopy(dict(o))) for o in outputs or []]
+        count += outputs is not None
+        cell.execution_count = count if outputs is not None else None
+    name = Path(str(item.parent.fspath)).name
+    path = report.build_dir(os.environ["TLU_PROFILE"]) / "notebooks" / name
+    save_atomic(path, lambda f: f.write(nbformat.writes(nb).encode("utf-8")))
 
 
 # A learner reruns cells: after finishing a notebook, they go back to a cell and run it again.

@@ -5,6 +5,8 @@
     fetch [--profile P | --all]                             download data and weights (offline use)
     offline-cache SHARED_DATA                               fill the cache from a shared/data copy
     report [--profile P]                                    rebuild build/<P>/report.md
+    book [--profile P]                                      the run as a static site, offline:
+                                                            build/<P>/book/index.html
     workshop-kit DIR [--profile P ...] [--platform TAG ...] an offline kit for a workshop room
     lab                                                     JupyterLab on notebooks/, quiet kernels
 
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                      "win_amd64; repeat for several (default: this machine)")
     report = sub.add_parser("report", help="rebuild the report from recorded metrics")
     report.add_argument("--profile", choices=["smoke", "cpu", "gpu"])
+    book = sub.add_parser("book", help="build the last run's executed notebooks into a static "
+                          "site (build/<P>/book/index.html) that needs no network")
+    book.add_argument("--profile", choices=["smoke", "cpu", "gpu"],
+                      help="default: $TLU_PROFILE, else the profile run last")
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -95,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **kernel_environment()}
         cmd = [sys.executable, "-m", "jupyterlab", "notebooks/"]
         return subprocess.call(cmd, env=env)
+
+    if args.command == "book":
+        return _book(args.profile)
 
     from tlutils.course.run import quiet_start
 
@@ -137,6 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     except (assets.DataError, FileNotFoundError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _book(profile: str | None) -> int:
+    """Build the book of the last run; a run that is missing or stale is one sentence."""
+    from tlutils.course import book
+
+    try:
+        index, _ = book.build_book(profile or book.default_profile())
+    except ValueError as err:  # BookError, or an unknown $TLU_PROFILE
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, say: the last book is left as it was
+        print(f"Error: could not write the book ({err}); the last one is as it was.",
+              file=sys.stderr)
+        return 2
+    print(f"Book: {book.shown(index)} (open it in a browser; it needs no network)")
     return 0
 
 

@@ -5,6 +5,8 @@ instructor copies to a USB stick or serves on the room's network (docs/workshop.
     DIR/cache/      a filled, checked Keras cache: point KERAS_HOME at a writable copy
     DIR/mirror/     the same files by download name, to serve as TLU_MIRROR
     DIR/notebooks/  the notebooks
+    DIR/book/<P>/   the course as a book: the notebooks as the profile's last run executed
+                    them (tlutils.course.book), to read in a browser with no network
     DIR/README.md   how to install and run offline, and what the kit lacks
 
 Anything it cannot get is listed, one sentence each, and the kit is written for the rest.
@@ -184,6 +186,10 @@ export TLU_MIRROR=http://<that machine's address>:8000   # on each laptop
 .venv/bin/python -m tlutils lab   # or open the notebooks in JupyterLab
 ```
 
+## 4. Read the course as a book
+`book/<profile>/index.html` is every notebook as it ran on the instructor's machine, with
+its outputs, plots and claims: open it in any browser, no network needed.
+
 ## What this kit lacks
 {missing}
 """
@@ -237,11 +243,29 @@ def _write_kit(kit: Path, profile_names: list[str], platforms: list[str], requir
     missing += copy_assets(only or profile_assets(profile_names), kit)
     shutil.copytree(ROOT / "notebooks", kit / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    missing += copy_books(profile_names, kit)
     (kit / "README.md").write_text(ROOM_README.format(
         profiles=", ".join(profile_names), platforms=", ".join(platforms) or "this machine",
         python=f"{sys.version_info.major}.{sys.version_info.minor}", first=profile_names[0],
         missing="\n".join(f"- {m}" for m in missing) or "Nothing: everything was found."),
         encoding="utf-8")
+    return missing
+
+
+def copy_books(profile_names: list[str], kit: Path, sources: Path | None = None) -> list[str]:
+    """Put each profile's book in kit/book/<profile>/: the last one built, when it is as new
+    as the run and the notebooks, else one built now from the run; return a sentence for
+    each profile whose run is missing or older than its notebooks."""
+    from tlutils.course import book
+
+    missing = []
+    for name in profile_names:
+        try:
+            index = book.current_book(name, sources) or book.build_book(name, sources=sources)[0]
+        except book.BookError as err:
+            missing.append(f"the book of profile {name}: {err}")
+            continue
+        _place(index.parent, kit / "book" / name)
     return missing
 
 

@@ -265,7 +265,7 @@ def notebook_problem(path: Path) -> str | None:
 
 
 def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
-    """Execute notebooks in order, one progress line each, then write the report.
+    """Execute notebooks in order, one progress line each, then write the report and the book.
 
     Each notebook gets the parameters its parameters cell defines; a name that no notebook
     in the run defines is refused before anything runs.
@@ -309,9 +309,12 @@ def run_all(notebooks: list[Path], profile: str, params: dict) -> int:
         md, _ = aggregate(profile, failed)
     except FileNotFoundError as err:  # no notebook recorded metrics: no report to write
         print(f"\nNo report: {err}", flush=True)
-        return len(failed)
-    print(f"\nReport: {md}\n")
-    print(md.read_text(encoding="utf-8"))
+    else:
+        print(f"\nReport: {md}\n")
+        print(md.read_text(encoding="utf-8"))
+    from tlutils.course.book import book_line
+
+    print(book_line(profile), flush=True)  # last: where the book is, or why there is none
     return len(failed)
 
 
