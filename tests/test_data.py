@@ -315,3 +315,19 @@ def test_mnist_layout_puts_a_frame_filling_digit_in_a_20_pixel_box():
     out = digits.mnist_layout(x)
     assert out.shape == (2, 28, 28, 1) and out.dtype == np.uint8
     assert (out[:, 4:24, 4:24] == 255).all() and out[:, :4].max() == 0 and out[:, 24:].max() == 0
+
+
+def test_a_registered_placeholder_is_left_out_and_said(tmp_path):
+    """hymenoptera's "image not found" GIF is filed under ants: the registered dataset leaves
+    it out and lists it in `skipped` (#39); a folder of your own keeps it (06 finds it)."""
+    from tlutils.data import ImageData, without_placeholders
+
+    paths = [str(tmp_path / "train" / c / f) for c, f in
+             [("ants", "a.jpg"), ("ants", "imageNotFound.gif"), ("bees", "b.jpg")]]
+    images = ImageData(np.zeros((3, 4, 4, 3), np.uint8), np.array([0, 0, 1]), ["ants", "bees"],
+                       paths, [], "k")
+    kept = without_placeholders(images, ("train/ants/imageNotFound.gif",))
+    assert kept.paths == [paths[0], paths[2]] and kept.y.tolist() == [0, 1]
+    assert kept.skipped == [(paths[1], "a placeholder, not a picture of its class "
+                                       "(data/registry.json)")]
+    assert without_placeholders(images, ("val/ants/x.gif",)) is images

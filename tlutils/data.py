@@ -319,16 +319,35 @@ def load_train_val(source: str | Path, size: int, val_fraction: float = 0.2,
     Uses its split folders when it has them (find_splits: train/ and val/, Train/ and
     Val/, training_set/ and test_set/, ...); otherwise a stratified split.
     """
-    root = fetch(source) if str(source) in DATASETS else Path(source)
+    spec = DATASETS.get(str(source))
+    root = fetch(source) if spec else Path(source)
     splits = find_splits(root) if root.is_dir() else {}
     if splits:
         train = load_image_folder(splits["train"], size)
-        return train, load_image_folder(splits["val"], size, class_names=train.class_names)
-    data = load_image_folder(root, size)
-    train_idx, val_idx = stratified_split(data.y, val_fraction, seed, data.groups)
-    train, val = data.take(train_idx), data.take(val_idx)
-    train.skipped = data.skipped
+        val = load_image_folder(splits["val"], size, class_names=train.class_names)
+    else:
+        data = load_image_folder(root, size)
+        train_idx, val_idx = stratified_split(data.y, val_fraction, seed, data.groups)
+        train, val = data.take(train_idx), data.take(val_idx)
+        train.skipped = data.skipped
+    if spec and spec.placeholders:
+        train, val = (without_placeholders(d, spec.placeholders) for d in (train, val))
     return train, val
+
+
+def without_placeholders(images: ImageData, placeholders) -> ImageData:
+    """`images` less the files a registered dataset lists as placeholders (a picture that is
+    not of its class, such as hymenoptera's "image not found" GIF among the ants, which
+    06_your_own_data finds by looking), each listed in `skipped` with its reason."""
+    bad = [i for i, p in enumerate(images.paths)
+           if any(Path(p).as_posix().endswith("/" + name) for name in placeholders)]
+    if not bad:
+        return images
+    kept = images.take(np.setdiff1d(np.arange(len(images)), bad))
+    kept.skipped = images.skipped + [
+        (images.paths[i], "a placeholder, not a picture of its class (data/registry.json)")
+        for i in bad]
+    return kept
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int = 0,

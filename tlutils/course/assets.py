@@ -54,6 +54,7 @@ class DatasetSpec:
     shared_copy: str | None = None  # offline copy under shared/data, for workshops and CI
     built_from: str | None = None  # a subset: the dataset it is cut from ...
     file_list: str | None = None  # ... and the data/ file listing its files (sha256sum format)
+    placeholders: tuple[str, ...] = ()  # files that are not pictures of their class: left out
 
     @property
     def archive_name(self) -> str:
