@@ -39,8 +39,9 @@ def test_notebook_is_clean_and_complete(path):
     assert badge in nb.cells[0].source, f"Colab badge should link {badge}"
     install = f'"tlutils @ git+https://github.com/{REPO}"'
     assert any('"google.colab" in sys.modules' in c.source and install in c.source for c in code)
-    check = [c for c in code if re.search(r"^assert ", c.source, re.M)]
-    assert check, "a Check cell with an assert"
+    # an assert, or claims.check(ledger), which asserts each claim's expected verdict
+    check = [c for c in code if re.search(r"^(assert |claims\.check\()", c.source, re.M)]
+    assert check, "a Check cell with an assert or claims.check"
     assert any("report.finish(" in c.source for c in code), "metrics recorded for the report"
     # each notebook runs in its own kernel, so each applies its profile's precision (gpu: mixed)
     assert any("profiles.configure(PROFILE)" in c.source for c in code), "no profiles.configure"

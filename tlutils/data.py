@@ -338,7 +338,7 @@ def load_train_val(source: str | Path, size: int, val_fraction: float = 0.2,
 def without_placeholders(images: ImageData, placeholders) -> ImageData:
     """`images` less the files a registered dataset lists as placeholders (a picture that is
     not of its class, such as hymenoptera's "image not found" GIF among the ants, which
-    06_your_own_data finds by looking), each listed in `skipped` with its reason."""
+    notebook 06 finds by looking), each listed in `skipped` with its reason."""
     bad = [i for i, p in enumerate(images.paths)
            if any(Path(p).as_posix().endswith("/" + name) for name in placeholders)]
     if not bad:
