@@ -29,7 +29,9 @@ def restore(model: keras.Model, state: list[np.ndarray], seed: int | None = None
     The model's variables include the random state of its dropout and augmentation layers, so
     a restored model replays the snapshot's random draws. Pass the run's `seed` to give every
     such layer a state of its own, drawn from that seed: each seed then gets its own draws, the
-    same in every run of the notebook (02_partial_fine_tuning, 04_data_augmentation).
+    same in every run of the notebook (02_partial_fine_tuning, 04_data_augmentation). (On
+    PyTorch, Keras's dropout draws from torch's own generator, which
+    keras.utils.set_random_seed seeds, so there the seed changes nothing.)
     """
     variables = model.variables + model.optimizer.variables
     for var, value in zip(variables, state, strict=True):
