@@ -97,8 +97,7 @@ def inject_parameters(nb, params: dict) -> None:
 # Start-up and runtime log lines of compiled libraries that say nothing to a learner: CUDA
 # probing on a machine without a GPU, oneDNN and CPU-feature notes, TFLite's delegate.
 LOG_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cpu_feature_guard|"
-                       r"oneDNN custom operations|tf\.function retracing|XNNPACK delegate|"
-                       r"\b[A-Z]\w*Warning: ")  # a library's Python warning, e.g. UserWarning
+                       r"oneDNN custom operations|tf\.function retracing|XNNPACK delegate")
 
 
 def log_noise(outputs: list) -> list[str]:
