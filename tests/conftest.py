@@ -18,7 +18,9 @@ def pytest_configure(config):
     os.environ.setdefault("TLU_PROFILE", "smoke")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # the notebooks' kernels draw their figures inline, as JupyterLab does, so the executed
+    # copies the book is built from hold the plots (no test draws in this process)
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ.setdefault("KERAS_HOME", str(ROOT / "build" / "test-cache"))
     from tlutils.course.run import kernel_environment
 

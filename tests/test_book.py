@@ -448,6 +448,11 @@ def test_the_book_in_a_browser(request):
         assert {Path(p).stem for p in lessons} == course, "every notebook of the run"
     assert {p: f["problems"] for p, f in seen.items() if f["problems"]} == {}
     assert {p: f["images"] for p, f in seen.items() if f["images"]} == {}, "undecoded images"
+    # every lesson that shows a figure has it on its page, besides the Colab badge: a kernel
+    # without an inline backend would run plt.show() and leave nothing to see
+    shows = [p for p in lessons if "plt.show()" in
+             (book.source_dir() / f"{Path(p).stem}.ipynb").read_text(encoding="utf-8")]
+    assert [p for p in shows if seen[p]["n_images"] < 2] == [], "figures missing from the book"
     assert seen["index.html"]["broken"] == [], "links inside the book that lead nowhere"
     assert {p: f["overflow"] for p, f in seen.items() if f["overflow"] > 0} == {}, "too wide"
     if (folder / "_static" / "katex").is_dir():  # each formula typeset
