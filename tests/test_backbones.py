@@ -54,9 +54,13 @@ def test_missing_weights_offline_names_url_and_folder(tmp_path, monkeypatch):
 
 
 def test_weights_file_falls_back_to_224_for_other_sizes():
+    assert assets.backbone_weights_name("mobilenet_025", 96) == "mobilenet_2_5_224_tf_no_top.h5"
+    assert assets.backbone_weights_name("mobilenet_025", 160) == "mobilenet_2_5_160_tf_no_top.h5"
+    # what notebook 00 prints, and the name every notebook's require call uses: the registry's
     spec = backbones.BACKBONES["mobilenet_025"]
-    assert spec.weights_source(96).endswith("mobilenet_2_5_224_tf_no_top.h5")
-    assert spec.weights_source(160).endswith("mobilenet_2_5_160_tf_no_top.h5")
+    assert spec.weights_source(96) == assets.backbone_weights_url("mobilenet_025", 96)
+    assert spec.weights_source(96).endswith("/mobilenet_2_5_224_tf_no_top.h5")
+    assert backbones.weights_name("mobilenet_025", 160) == "mobilenet_2_5_160_tf_no_top.h5"
 
 
 def test_pretrained_weights_load_from_cache():

@@ -206,7 +206,7 @@ def test_a_truncated_weights_file_is_named_and_offline_cache_repairs_it(cache):
 
 
 def test_a_weights_file_without_a_checksum_must_open(cache):
-    name = backbones.weights_name("mobilenet_v2", 160)
+    name = assets.backbone_weights_name("mobilenet_v2", 160)
     assert not {"sha256", "md5"} & set(assets.WEIGHTS[name])
     path = cache / "models" / name
     path.parent.mkdir(parents=True)
@@ -230,7 +230,8 @@ def test_require_lists_every_missing_file_in_one_pass(cache, monkeypatch):
 @pytest.mark.parametrize("backbone", sorted(n for n, s in backbones.BACKBONES.items()
                                             if not s.builder))  # SqueezeNet: test_squeezenet
 def test_registry_weights_agree_with_keras_applications(backbone, monkeypatch):
-    """The URL and checksum Keras itself asks for, captured from its own get_file call."""
+    """The file name, URL and checksum Keras itself asks for, captured from its own get_file
+    call, are the registry's (backbone_weights and weights)."""
     import keras
 
     asked = {}
@@ -246,8 +247,9 @@ def test_registry_weights_agree_with_keras_applications(backbone, monkeypatch):
             getattr(keras.applications, spec.constructor)(
                 include_top=False, weights="imagenet",
                 input_shape=(profile_size, profile_size, 3), **spec.kwargs)
-        name = backbones.weights_name(backbone, profile_size)
+        name = assets.backbone_weights_name(backbone, profile_size)
         assert asked["fname"] == name
+        assert asked["origin"] == assets.backbone_weights_url(backbone, profile_size)
         entry = assets.WEIGHTS.get(name)
         if entry is not None:
             assert entry["url"] == asked["origin"]
@@ -259,6 +261,7 @@ def test_the_registry_is_data_and_is_installed_with_the_package():
     path = assets.project_data("registry.json")
     registry = json.loads(path.read_text(encoding="utf-8"))
     assert set(registry["datasets"]) == set(assets.DATASETS)
+    assert set(registry["backbone_weights"]) == set(backbones.BACKBONES)
     lines = assets.project_data("pacs_subset.sha256").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1120 and all(len(line.split("  ")[0]) == 64 for line in lines)
     digests = sorted(line.split("  ")[0] for line in lines)

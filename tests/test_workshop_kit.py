@@ -17,7 +17,6 @@ from pathlib import Path
 
 import nbformat
 
-from tlutils import backbones
 from tlutils.course import assets, kit, profiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +43,28 @@ def test_profile_assets_cover_what_the_notebooks_require():
     wanted = kit.profile_assets(["smoke"])
     assert smoke.dataset in wanted["datasets"] and "pacs_subset" in wanted["datasets"]
     for backbone in [smoke.backbone, "squeezenet_11"]:  # 09 compares the two
-        assert backbones.weights_name(backbone, smoke.image_size) in wanted["weights"]
+        assert assets.backbone_weights_name(backbone, smoke.image_size) in wanted["weights"]
     gpu = kit.profile_assets(["gpu"])["weights"]
-    assert backbones.weights_name("efficientnet_b0", profiles.PROFILES["gpu"].image_size) in gpu
+    gpu_size = profiles.PROFILES["gpu"].image_size
+    assert assets.backbone_weights_name("efficientnet_b0", gpu_size) in gpu
     assert set(wanted["files"]) == set(assets.FILES)
     assert set(wanted["models"]) == set(assets.MODELS)
 
 
+def test_the_kit_needs_no_lesson_module():
+    """Course machinery knows nothing of the lessons: listing a profile's assets imports no
+    lesson helper (tlutils.backbones, say)."""
+    code = ("import sys; from tlutils.course import kit; kit.profile_assets(['smoke', 'gpu']); "
+            "lessons = [m for m in sys.modules if m.startswith('tlutils.')"
+            " and not m.startswith('tlutils.course')]; print(lessons); assert not lessons")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_a_kit_installs_offline_and_runs_notebook_00(tmp_path, monkeypatch):
     p = profiles.PROFILES["smoke"]
-    weights = backbones.weights_name(p.backbone, p.image_size)
+    weights = assets.backbone_weights_name(p.backbone, p.image_size)
     house = _probe_wheel(tmp_path)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("tlu-kit-probe==0.1.0\nno-such-package-tlu==1.0\n")

@@ -15,12 +15,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tlutils.course.assets import DataError, weights_file
+from tlutils.course.assets import (
+    DataError,
+    backbone_weights_name,
+    backbone_weights_url,
+    weights_file,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
-    """How to build one keras.applications backbone and feed it."""
+    """How to build one keras.applications backbone and feed it. Which ImageNet weights file
+    it loads is the course registry's (assets.backbone_weights_url)."""
 
     name: str
     constructor: str  # attribute of keras.applications
@@ -29,15 +35,12 @@ class BackboneSpec:
     scale: float | None  # Rescaling(scale, offset) maps 0..255 to the backbone's range;
     offset: float  # scale None: the backbone rescales inside itself (EfficientNet)
     block_pattern: str  # regex whose first group names a layer's block
-    weights_url: str  # where keras.applications downloads the ImageNet weights from
-    weights_sizes: tuple[int, ...]  # sizes with their own weights file; others use the first
     builder: str | None = None  # not in keras.applications: a function here builds it
     caffe: bool = False  # inputs RGB -> BGR minus the ImageNet mean (CaffePreprocess), no scale
 
     def weights_source(self, size: int) -> str:
-        """The URL of the weights file Keras loads at this input size."""
-        rows = size if size in self.weights_sizes else self.weights_sizes[0]
-        return self.weights_url.format(rows=rows)
+        """The URL of the weights file Keras loads at this input size (00_start_here)."""
+        return backbone_weights_url(self.name, size)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -46,42 +49,30 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec(
             "mobilenet_025", "MobileNet", {"alpha": 0.25}, 224, 1 / 127.5, -1.0,
             r"^conv_(?:dw|pw|pad)_(\d+)",
-            "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
-            "mobilenet_2_5_{rows}_tf_no_top.h5",
-            (224, 128, 160, 192),
         ),
         BackboneSpec(
             "mobilenet_v2", "MobileNetV2", {"alpha": 1.0}, 160, 1 / 127.5, -1.0,
             r"^(?:block_(\d+)_|(expanded_conv)_|(Conv_1)|out_relu)",  # out_relu joins Conv_1
-            "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
-            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
-            (224, 96, 128, 160, 192),
         ),
         BackboneSpec(
             "efficientnet_b0", "EfficientNetB0", {}, 224, None, 0.0,
             r"^(?:block(\d[a-z])_|(top)_)",
-            "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
-            (224,),
         ),
         BackboneSpec(
-            "vgg16", "VGG16", {}, 224, None, 0.0, r"^block(\d)_",
-            "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            (224,), caffe=True,
+            "vgg16", "VGG16", {}, 224, None, 0.0, r"^block(\d)_", caffe=True,
         ),
         BackboneSpec(
             "squeezenet_11", "SqueezeNet", {}, 227, None, 0.0, r"^(fire\d)_",
-            "https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
-            "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            (227,), builder="squeezenet_11", caffe=True,
+            builder="squeezenet_11", caffe=True,
         ),
     ]
 }
 
 
 def weights_name(name: str, image_size: int) -> str:
-    """The file name of the ImageNet weights the backbone loads at this size (no top)."""
-    return BACKBONES[name].weights_source(image_size).rsplit("/", 1)[-1]
+    """The file name of the ImageNet weights the backbone loads at this size (no top), for
+    assets.require in every notebook; the registry's (assets.backbone_weights_name)."""
+    return backbone_weights_name(name, image_size)
 
 
 def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
@@ -97,8 +88,7 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
     build = globals()[spec.builder] if spec.builder else getattr(keras.applications,
                                                                  spec.constructor)
     shape = (image_size, image_size, 3)
-    url = spec.weights_source(image_size)
-    fname = weights_name(name, image_size)
+    url, fname = backbone_weights_url(name, image_size), backbone_weights_name(name, image_size)
     if weights == "imagenet":
         path = weights_file(fname)
     source = path if spec.builder and weights == "imagenet" else weights
@@ -215,8 +205,8 @@ def copy_h5_weights(model: keras.Model, path: str | Path) -> None:
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     missing, unused = sorted(set(layers) - set(arrays)), sorted(set(arrays) - set(layers))
     if missing or unused:
-        raise DataError(f"{path} does not fit {model.name}: layers without arrays in the file "
-                        f"{missing or 'none'}, arrays for no layer {unused or 'none'}.")
+        raise DataError(f"{path} does not fit {model.name}: layers without arrays in the "
+                        f"file {missing or 'none'}, arrays for no layer {unused or 'none'}.")
     for name, layer in layers.items():
         want, got = [tuple(w.shape) for w in layer.weights], [a.shape for a in arrays[name]]
         if want != got:
@@ -376,9 +366,10 @@ def train_only(model: keras.Model, backbone: str, groups) -> int:
     BatchNorm layers stay frozen, as in unfreeze_top. Returns the number of trainable
     scalars; recompile the model afterwards. Explained in 08_robust_fine_tuning.
     """
-    unknown = set(groups) - {*GROUPS, "head"}
+    choices = [*GROUPS, "head"]
+    unknown = set(groups) - set(choices)
     if unknown:
-        raise ValueError(f"Unknown groups {sorted(unknown)}: choose from {[*GROUPS, 'head']}.")
+        raise ValueError(f"Unknown groups {sorted(unknown)}: choose from {choices}.")
     base = backbone_of(model)
     base.trainable = True
     chosen = {id(layer) for name, layers in block_groups(base, backbone).items()

@@ -108,6 +108,8 @@ FILES: dict[str, FileSpec] = _files()
 MODELS: dict[str, ModelSpec] = {name: ModelSpec(name, **m)
                                 for name, m in _registry()["models"].items()}
 WEIGHTS: dict[str, dict] = _registry()["weights"]  # file name -> url, sha256 or md5, shared_copy
+# backbone name -> url (a template with {rows}), sizes (those with their own file)
+BACKBONE_WEIGHTS: dict[str, dict] = _registry()["backbone_weights"]
 
 
 def cache_root() -> Path:
@@ -362,6 +364,21 @@ def fetch_file(name: str) -> Path:
             f"Could not download {name} ({err}). Download {spec.urls[0]} yourself "
             f"and put it at {target} (sha256 {spec.sha256})."
         ) from None
+
+
+def backbone_weights_url(backbone: str, size: int) -> str:
+    """The URL of the ImageNet weights file (no top) a backbone loads at this input size: the
+    size's own file where the registry lists one, else the file of its first size, as
+    keras.applications does (backbones.BackboneSpec.weights_source returns it)."""
+    spec = BACKBONE_WEIGHTS[backbone]
+    rows = size if size in spec["sizes"] else spec["sizes"][0]
+    return spec["url"].format(rows=rows)
+
+
+def backbone_weights_name(backbone: str, size: int) -> str:
+    """The file name of that weights file: its name in <cache>/models and in WEIGHTS, which
+    weights_file and require take. Used in every notebook's require call."""
+    return backbone_weights_url(backbone, size).rsplit("/", 1)[-1]
 
 
 def weights_file(fname: str) -> Path:

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
     """Every dataset, file, weights file and model the named profiles' notebooks use."""
-    from tlutils import backbones
     from tlutils.course import profiles
 
     # 09_efficient_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
@@ -38,7 +37,7 @@ def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
     for name in profile_names:
         p = profiles.PROFILES[name]
         datasets.append(p.dataset)
-        weights += [backbones.weights_name(b, p.image_size)
+        weights += [assets.backbone_weights_name(b, p.image_size)
                     for b in [p.backbone, "squeezenet_11", *bigger[name]]]
     # 05 and 08: the PACS subset (smoke) or full PACS; the digit files and 07's transformer
     # are in every profile
