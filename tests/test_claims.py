@@ -36,6 +36,19 @@ def test_a_claim_that_fails_its_expectation_stops_the_check():
     claims.check([reported])
 
 
+def test_a_reduced_run_lists_the_verdicts_it_does_not_assert(capsys):
+    ledger = [claims.claim("gain", "augmentation helps", "aug", 0.7, {"none": (0.6, "no_method")},
+                           0.02, 0.01, n=2, expect="better"),
+              claims.claim("size", "bigger is better", "big", 0.9, {"small": (0.5, "no_method")},
+                           0.4, 0.01, n=2, expect="better")]
+    claims.check(ledger, expected=False)
+    said = capsys.readouterr().out
+    assert "1 of 2 claims" in said and "gain (not clearly different)" in said
+    assert "size" not in said
+    with pytest.raises(AssertionError, match="augmentation helps"):
+        claims.check(ledger)
+
+
 def test_a_cause_needs_a_control_and_kinds_are_checked():
     with pytest.raises(ValueError, match="names a cause"):
         claims.claim("c", "it drops because of the shift", "A", 0.5, {"B": (0.7, "no_method")},

@@ -40,6 +40,14 @@ def test_every_install_path_uses_the_lock():
     assert "-r requirements.lock" in (ROOT / "environment.yml").read_text()
     assert "-r requirements.lock" in (ROOT / ".ci" / "run").read_text()
     assert '"requirements.lock"' in (ROOT / "tlutils" / "course" / "cli.py").read_text()
+    torch = (ROOT / "requirements-torch.lock").read_text().splitlines()
+    assert "torch==2.13.0" in torch and all(
+        re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s+]+", x) for x in torch if x and not x.startswith("#")
+    ), "PyTorch pinned without a local build label, so each platform's index picks its build"
+    assert not {x.split("==")[0].lower() for x in torch if "==" in x} & set(LOCK), "no overlap"
+    for installer in [ROOT / "environment.yml", ROOT / ".ci" / "run",
+                      ROOT / "tlutils" / "course" / "cli.py"]:
+        assert "requirements-torch.lock" in installer.read_text(), installer
 
 
 def _stub(site: Path, name: str, version: str, requires: list[str] = ()) -> None:

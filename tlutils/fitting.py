@@ -72,39 +72,54 @@ def stream(idx, seed: int, steps: int, batch: int) -> np.ndarray:
 
 
 def progress(items, label: str, every: float = 10.0):
-    """Yield from items while one line says how many are done, the time so far and the time
-    left: in a notebook the line is updated in place (one output, kept when the loop ends);
-    elsewhere a line is printed at most every `every` seconds. Explained in
-    02_partial_fine_tuning; the long loops of 03, 04, 08 and 09 use it too."""
-    import time
+    """Yield from items under a tqdm bar: how many are done, the time so far and the time
+    left. In a notebook the bar is one output updated in place (kept when the loop ends; it
+    needs no widgets); in a terminal it is redrawn in place; in a log, a line at most every
+    `every` seconds. Explained in 02_partial_fine_tuning; the long loops of 03, 04, 08 and 09
+    use it too."""
+    import sys
 
-    items = list(items)
-    start = last = time.perf_counter()
-    handle = _display_handle(f"{label}: 0 of {len(items)}")
-    for i, item in enumerate(items, 1):
-        yield item
-        now = time.perf_counter()
-        left = (now - start) / i * (len(items) - i)
-        line = f"{label}: {i} of {len(items)}, {now - start:.0f} s" + (
-            f", about {left:.0f} s to go" if i < len(items) else "")
-        if handle is not None:
-            handle.update(_Line(line))
-        elif now - last >= every or i == len(items):
-            print(line, flush=True)
-            last = now
+    from tqdm.std import tqdm
+
+    handle = _display_handle()
+    if handle is not None:  # one display, updated in place
+        out, interval = _Redraws(lambda line: handle.update(_Line(line))), 1.0
+    elif sys.stdout.isatty():
+        out, interval = sys.stdout, 1.0
+    else:
+        out, interval = _Redraws(lambda line: print(line, flush=True)), every
+    yield from tqdm(list(items), desc=label, file=out, mininterval=interval, ncols=80,
+                    bar_format="{desc}: {n} of {total} |{bar}| {elapsed} so far, "
+                               "{remaining} to go")
 
 
-def _display_handle(line: str):
-    """A display handle showing `line` inside an IPython kernel, else None."""
+class _Redraws:
+    """A file for tqdm that hands each redrawn bar, as one line, to `show`."""
+
+    encoding = "utf-8"  # tqdm draws its bar in block characters
+
+    def __init__(self, show):
+        self.show = show
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.show(line)
+
+    def flush(self) -> None:
+        pass
+
+
+def _display_handle():
+    """An empty display to update inside an IPython kernel, else None."""
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:
         return None
-    shell = get_ipython()
-    if getattr(shell, "kernel", None) is None:  # a terminal IPython, or no IPython at all
+    if getattr(get_ipython(), "kernel", None) is None:  # a terminal IPython, or none at all
         return None
-    return display(_Line(line), display_id=True)
+    return display(_Line(""), display_id=True)
 
 
 class _Line:

@@ -42,8 +42,8 @@ def ensure_environment() -> None:
         print(f"Installing the pinned packages into {ROOT / '.venv'} (once; a few minutes)...",
               flush=True)
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r",
-                               str(ROOT / "requirements.lock")])  # the exact tested set
+        for lock in ["requirements.lock", "requirements-torch.lock"]:  # the exact tested set
+            subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r", str(ROOT / lock)])
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)])
         os.environ["TLU_BOOTSTRAPPED"] = "1"
     elif not py.exists():
