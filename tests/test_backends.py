@@ -23,7 +23,7 @@ from tlutils.course import assets, run
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGS = {  # notebook: the reduced budget of a leg, in the notebook's own parameters
-    "02_partial_fine_tuning": {"SEEDS": [0, 1], "FT_EPOCHS": 1, "KS": [0, 3]},
+    "02_partial_fine_tuning": {"SEEDS": [0, 1], "FT_EPOCHS": 1, "KS": [0, 3], "SMALL_BATCH": 4},
     "06_your_own_data": {"FT_EPOCHS": 1},
     "09_efficient_transfer": {"SEEDS": [0, 1], "STEPS": 40},
     "10_ship_it_small": {"SEEDS": [0, 1], "STEPS": 300, "TRANSFER": 1000, "PRETRAIN_EPOCHS": 1},
