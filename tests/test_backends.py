@@ -83,9 +83,10 @@ def test_streamed_images_train_on_jax(tmp_path):
     script = f"""
 import numpy as np, keras
 from tlutils import data
+from tlutils.course import images
 np.save({str(tmp_path / "x.npy")!r}, np.random.default_rng(0).integers(0, 255, (20, 8, 8, 3),
         dtype=np.uint8))
-x, y = data.DiskImages({str(tmp_path / "x.npy")!r}).take(np.arange(2, 18)), np.arange(16) % 2
+x, y = images.DiskImages({str(tmp_path / "x.npy")!r}).take(np.arange(2, 18)), np.arange(16) % 2
 model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
                           keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
 model.compile("adam", "sparse_categorical_crossentropy")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tlutils import data, digits
-from tlutils.course import assets, offline
+from tlutils.course import assets, images, offline
 
 
 def _png_bytes(color, size=(40, 30)) -> bytes:
@@ -292,7 +292,7 @@ def test_a_corrupt_decoded_cache_is_rebuilt(cache, tmp_path, part):
     again = data.load_image_folder(root, 32)
     assert np.array_equal(again.x, first.x)
     (meta,) = (cache / "tlutils" / "decoded").glob("*.meta.npz")
-    assert assets.load_cached(meta, data._read_meta) is not None, "rebuilt in place"
+    assert assets.load_cached(meta, images._read_meta) is not None, "rebuilt in place"
 
 
 def test_a_failed_cache_write_leaves_no_file_and_no_temporary(tmp_path):
@@ -331,3 +331,18 @@ def test_a_registered_placeholder_is_left_out_and_said(tmp_path):
     assert kept.skipped == [(paths[1], "a placeholder, not a picture of its class "
                                        "(data/registry.json)")]
     assert without_placeholders(images, ("val/ants/x.gif",)) is images
+
+
+@pytest.mark.parametrize("module", ["assets", "images", "offline", "profiles", "kit"])
+def test_machinery_under_the_lessons_imports_no_lesson(module):
+    """The cache, the image cache and the profiles sit under the lesson helpers: importing one
+    loads no tlutils lesson module (tlutils.data calls course.images, never the reverse)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; import tlutils.course.{module}; lessons = [m for m in sys.modules "
+            "if m.startswith('tlutils.') and not m.startswith('tlutils.course')]; "
+            "print(lessons); assert not lessons")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -7,6 +7,7 @@ import pytest
 from image_folders import write_good
 
 from tlutils import data, features
+from tlutils.course import images
 
 
 @pytest.fixture(autouse=True)
@@ -25,19 +26,19 @@ def folder(tmp_path):
 
 def _both(folder, monkeypatch):
     memory = data.load_image_folder(folder, 32)
-    monkeypatch.setattr(data, "STREAM_ABOVE_MB", 0)
+    monkeypatch.setattr(images, "STREAM_ABOVE_MB", 0)
     return memory, data.load_image_folder(folder, 32)
 
 
 def test_disk_images_read_what_memory_holds(folder, monkeypatch):
     memory, disk = _both(folder, monkeypatch)
-    assert isinstance(memory.x, np.ndarray) and isinstance(disk.x, data.DiskImages)
+    assert isinstance(memory.x, np.ndarray) and isinstance(disk.x, images.DiskImages)
     assert disk.x.shape == memory.x.shape == (12, 32, 32, 3) and len(disk.x) == 12
     assert np.array_equal(disk.x[3], memory.x[3])
     assert np.array_equal(disk.x[2:7], memory.x[2:7])
     assert np.array_equal(disk.x[[9, 0, 4]], memory.x[[9, 0, 4]]), "any order"
     view = disk.take([5, 1])
-    assert isinstance(view.x, data.DiskImages) and np.array_equal(view.x[0:2], memory.x[[5, 1]])
+    assert isinstance(view.x, images.DiskImages) and np.array_equal(view.x[0:2], memory.x[[5, 1]])
     assert disk.skipped == memory.skipped and len(disk.skipped) == 1
     with pytest.raises(TypeError, match="stay on disk"):
         np.asarray(disk.x)
@@ -56,7 +57,7 @@ def test_the_cache_is_reused_not_decoded_again(folder, monkeypatch):
 def test_splits_embeddings_and_training_stream_from_disk(folder, monkeypatch):
     memory, _ = _both(folder, monkeypatch)
     train, val = data.load_train_val(folder, 32, val_fraction=0.3, seed=0)
-    assert isinstance(train.x, data.DiskImages) and isinstance(val.x, data.DiskImages)
+    assert isinstance(train.x, images.DiskImages) and isinstance(val.x, images.DiskImages)
     inputs = keras.Input((32, 32, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
     extractor = keras.Model(inputs, pooled)

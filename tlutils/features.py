@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from tlutils.course.assets import cache_root, load_cached, save_atomic
-from tlutils.data import DiskImages, ImageData, batches
+from tlutils.course.images import DiskImages
+from tlutils.data import ImageData, batches
 
 
 def _precision_tag() -> str:
