@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils.course.assets import DATASETS, DataError, fetch, files_under
-from tlutils.course.images import DiskImages, decoded_folder, find_splits
+from tlutils.course.assets import DATASETS, DataError, fetch
+from tlutils.course.images import DiskImages, decoded_folder, find_splits, list_class_folder
 
 
 def batches(x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
@@ -111,12 +111,6 @@ def to_8bit(im):
     return Image.fromarray(np.round(a * scale).astype(np.uint8), "L")
 
 
-def list_class_folder(root: Path) -> dict[str, list[Path]]:
-    """Class name -> files (sorted) for a folder with one sub-folder per class."""
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return {c: files_under(root / c) for c in classes}
-
-
 def load_image_folder(root: str | Path, size: int, class_names: list[str] | None = None,
                       cache: bool = True) -> ImageData:
     """Decode a one-sub-folder-per-class folder with decode_image once into the cache (image
@@ -127,10 +121,8 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder.")
-    found = list_class_folder(root)
-    class_names = class_names or list(found)
-    files = [(label, p) for label, name in enumerate(class_names) for p in found.get(name, [])]
-    images, meta, key = decoded_folder(root, size, class_names, files, decode_image, cache)
+    class_names = class_names or list(list_class_folder(root))
+    images, meta, key = decoded_folder(root, size, class_names, decode_image, cache)
     skipped = [tuple(s) for s in meta["skipped"].tolist()]
     return ImageData(images, meta["y"], class_names, meta["paths"].tolist(), skipped, key,
                      meta["groups"])

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from tlutils.course.assets import DataError
-from tlutils.course.images import content_id, find_splits
-from tlutils.data import decode_image, list_class_folder
+from tlutils.course.images import content_id, find_splits, list_class_folder
+from tlutils.data import decode_image
 
 CHECK_SIZE = 32  # decode size for checking: small and fast (JPEG draft mode), same failures
 HUGE_SIDE = 4000  # images with a longer side are reported as huge (still usable)

@@ -121,19 +121,28 @@ def _unnest(split: Path) -> Path:
     return split
 
 
+def list_class_folder(root: Path) -> dict[str, list[Path]]:
+    """Class name -> files (sorted) for a folder with one sub-folder per class."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return {c: files_under(root / c) for c in classes}
+
+
 def decoded_folder(root: Path, size: int, class_names: list[str],
-                   files: list[tuple[int, Path]], decode: Callable[[Path, int], np.ndarray],
+                   decode: Callable[[Path, int], np.ndarray],
                    cache: bool = True) -> tuple[np.ndarray | DiskImages, dict, str]:
-    """`files` ((label, path) of a class folder) decoded by `decode` into one .npy file in
-    the cache, once: (images, meta, key). Images are in memory up to STREAM_ABOVE_MB, else
-    DiskImages; meta holds y, paths, groups (content_id) and skipped ((path, reason) of each
-    file `decode` refused); key names the content. With cache=False it decodes again."""
+    """The files of a class folder (labels in class_names' order) decoded by `decode` into
+    one .npy file in the cache, once: (images, meta, key). Images are in memory up to
+    STREAM_ABOVE_MB, else DiskImages; meta holds y, paths, groups (content_id) and skipped
+    ((path, reason) of each file `decode` refused); key names the content. With cache=False
+    it decodes again."""
     names_key = hashlib.sha1(os.fsencode("|".join(class_names))).hexdigest()[:6]
     key = f"{_fingerprint(root, size)}-{names_key}"
     stem = cache_root() / "tlutils" / "decoded" / f"{_slug(root.name)}-{size}-{key}"
     npy, meta_path = stem.with_name(stem.name + ".npy"), stem.with_name(stem.name + ".meta.npz")
     meta = load_cached(meta_path, _read_meta) if cache else None
     if meta is None:
+        found = list_class_folder(root)
+        files = [(label, p) for label, c in enumerate(class_names) for p in found.get(c, [])]
         meta = _decode_files(files, size, decode, npy)
         rows = len(meta["y"]) + len(meta["skipped"])
         save_atomic(meta_path, lambda f: np.savez(f, rows=rows, **meta))
