@@ -19,6 +19,7 @@ from tlutils.course.assets import (
     DataError,
     backbone_weights_name,
     backbone_weights_url,
+    read_h5_weights,
     weights_file,
 )
 
@@ -173,28 +174,6 @@ def squeezenet_11(include_top: bool = False, weights: str | Path | None = None,
     if weights is not None:
         copy_h5_weights(model, weights)
     return model
-
-
-def read_h5_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """The arrays of a Keras 1/2 .h5 weights file (top level, or under model_weights in a
-    saved model), by layer name with "/" read as "_"; layers without weights left out."""
-    import h5py
-
-    def text(v) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
-
-    try:
-        with h5py.File(path, "r") as f:
-            root = f["model_weights"] if "model_weights" in f else f
-            found = {}
-            for layer in map(text, root.attrs["layer_names"]):
-                names = [text(n) for n in root[layer].attrs["weight_names"]]
-                if names:
-                    found[layer.replace("/", "_")] = [np.asarray(root[layer][n]) for n in names]
-            return found
-    except (OSError, KeyError) as err:
-        raise DataError(f"{path} is not a Keras weights file ({str(err).splitlines()[0][:80]})"
-                        ": delete it and run again to download it.") from None
 
 
 def copy_h5_weights(model: keras.Model, path: str | Path) -> None:

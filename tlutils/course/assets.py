@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 
 class DataError(RuntimeError):
     """A dataset cannot be fetched or used; the message says what to do."""
@@ -399,6 +401,28 @@ def weights_file(fname: str) -> Path:
             "`python3 -m tlutils offline-cache SHARED_DATA` to copy it from the shared data."
         )
     return path
+
+
+def read_h5_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """The arrays of a Keras 1/2 .h5 weights file (top level, or under model_weights in a
+    saved model), by layer name with "/" read as "_"; layers without weights left out."""
+    import h5py
+
+    def text(v) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            found = {}
+            for layer in map(text, root.attrs["layer_names"]):
+                names = [text(n) for n in root[layer].attrs["weight_names"]]
+                if names:
+                    found[layer.replace("/", "_")] = [np.asarray(root[layer][n]) for n in names]
+            return found
+    except (OSError, KeyError) as err:
+        raise DataError(f"{path} is not a Keras weights file ({str(err).splitlines()[0][:80]})"
+                        ": delete it and run again to download it.") from None
 
 
 def _weights_problem(path: Path, spec: dict) -> str | None:
