@@ -127,7 +127,8 @@ def test_notebook_on_another_backend(notebook, backend, legs):
     lock = {"jax": "requirements.lock", "torch": "requirements-torch.lock"}[backend]
     assert importlib.util.find_spec(backend), f"{backend} is not installed: pip install -r {lock}"
     leg = legs[notebook, backend]
-    assert leg["error"] is None, f"{notebook} failed on {backend}: {leg['error']}"
+    assert leg["error"] is None, (
+        f"{notebook} failed on {backend}: {leg['error']} (executed copy: {leg.get('out')})")
     recorded = leg["recorded"]
     assert recorded["backend"] == backend
     check = recorded["metrics"]["backend_check"]

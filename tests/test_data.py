@@ -141,6 +141,20 @@ def test_load_image_folder_decodes_skips_and_caches(cache, tmp_path):
     assert len(list((cache / "tlutils" / "decoded").glob("*.npz"))) == 1
 
 
+def test_a_cached_load_lists_the_folder_once(cache, tmp_path, monkeypatch):
+    """A load from the decoded cache walks the folder once, for its fingerprint, with or
+    without class names given: listing every file to learn the class names would walk it
+    again."""
+    root = _folder(tmp_path / "imgs")
+    data.load_image_folder(root, 32)
+    walked = []
+    real = images.files_under
+    monkeypatch.setattr(images, "files_under", lambda d: walked.append(d) or real(d))
+    again = data.load_image_folder(root, 32)
+    named = data.load_image_folder(root, 32, class_names=again.class_names)
+    assert walked == [root, root] and named.key == again.key
+
+
 def test_rgba_is_composited_on_white(tmp_path, cache):
     path = tmp_path / "t.png"
     Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(path)

@@ -50,7 +50,7 @@ def _bound(tree: ast.Module) -> tuple[set[str], set[str]]:
             visit(child)
 
     visit(tree)
-    return bound | looped, looped
+    return bound, looped  # a loop's target is a Name it stores: bound holds it too
 
 
 def _read_first(tree: ast.Module) -> set[str]:
@@ -75,16 +75,16 @@ def _read_first(tree: ast.Module) -> set[str]:
 def shadowed_globals(cells: list[dict]) -> list[str]:
     """'name: set in code cell i, rebound by a loop in j, read in k' for each case."""
     trees = _code_cells(cells)
-    bound = [_bound(t) for t in trees]
+    bound, reads = [_bound(t) for t in trees], [_read_first(t) for t in trees]
     found = []
     for j, (_, looped) in enumerate(bound):
         for name in sorted(looped):
             earlier = [i for i in range(j) if name in bound[i][0]]
             for k in range(j + 1, len(trees)) if earlier else []:
-                if name in _read_first(trees[k]):
+                if name in reads[k]:
                     found.append(f"{name}: set in code cell {earlier[-1] + 1}, rebound by a "
                                  f"loop in {j + 1}, read in {k + 1}")
-                if name in _read_first(trees[k]) or name in bound[k][0]:
+                if name in reads[k] or name in bound[k][0]:
                     break
     return found
 

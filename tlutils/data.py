@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tlutils.course.assets import DATASETS, DataError, fetch
-from tlutils.course.images import DiskImages, decoded_folder, find_splits, list_class_folder
+from tlutils.course.images import DiskImages, class_folders, decoded_folder, find_splits
 
 
 def batches(x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
@@ -121,7 +121,7 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder.")
-    class_names = class_names or list(list_class_folder(root))
+    class_names = class_names or class_folders(root)
     images, meta, key = decoded_folder(root, size, class_names, decode_image, cache)
     skipped = [tuple(s) for s in meta["skipped"].tolist()]
     return ImageData(images, meta["y"], class_names, meta["paths"].tolist(), skipped, key,

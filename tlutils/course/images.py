@@ -121,10 +121,14 @@ def _unnest(split: Path) -> Path:
     return split
 
 
+def class_folders(root: Path) -> list[str]:
+    """The class names of a folder with one sub-folder per class (sorted; no files read)."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 def list_class_folder(root: Path) -> dict[str, list[Path]]:
     """Class name -> files (sorted) for a folder with one sub-folder per class."""
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return {c: files_under(root / c) for c in classes}
+    return {c: files_under(root / c) for c in class_folders(root)}
 
 
 def decoded_folder(root: Path, size: int, class_names: list[str],
