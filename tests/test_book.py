@@ -140,6 +140,17 @@ def test_a_lesson_page_has_its_outputs_badge_links_and_claims_ledger(run):
         assert 'rel="stylesheet" href="http' not in text, page.name
 
 
+def test_a_copy_of_a_notebook_the_course_no_longer_has_is_left_out(run):
+    """After a notebook is renamed or split, its last executed copy is no lesson (#41)."""
+    _write_notebook(run["build"] / "smoke" / "notebooks" / "05_old_name.ipynb", "05 · Old",
+                    "Renamed since.", [_code("z = 1")])
+    index, old = book.build_book("smoke", sources=run["sources"])
+    assert old == [] and not (run["book"] / "05_old_name.html").exists()
+    assert ("Left out: 05_old_name, executed copies of notebooks the course no longer has."
+            in index.read_text())
+    assert (run["build"] / "smoke" / "notebooks" / "05_old_name.ipynb").exists(), "not deleted"
+
+
 def test_a_stale_or_missing_run_is_one_sentence_naming_the_command(run, capsys):
     from tlutils.course.cli import main
 

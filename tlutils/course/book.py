@@ -92,6 +92,12 @@ def stale(copies: list[Path], sources: Path) -> list[str]:
             and p.stat().st_mtime < (sources / p.name).stat().st_mtime]
 
 
+def gone(profile: str, sources: Path) -> list[str]:
+    """Executed copies of notebooks `sources` no longer has (renamed or split since that run):
+    never a lesson of the book, and left where they are."""
+    return [p.stem for p in executed_copies(profile) if not (sources / p.name).exists()]
+
+
 IF_STALE = ("refuse", "leave out", "keep")  # what to do with executed copies older than sources
 
 
@@ -102,7 +108,7 @@ def check_run(profile: str, sources: Path,
     or when any is stale and `if_stale` is "refuse" (all are, for "leave out")."""
     if if_stale not in IF_STALE:
         raise ValueError(f"if_stale is one of {', '.join(IF_STALE)}; got {if_stale!r}.")
-    copies = executed_copies(profile)
+    copies = [p for p in executed_copies(profile) if (sources / p.name).exists()]  # see gone()
     if not copies:
         others = [p for p in ("smoke", "cpu", "gpu") if p != profile and executed_copies(p)]
         hint = (f"; runs exist for {', '.join(others)}: pass --profile {others[0]}" if others
@@ -481,6 +487,9 @@ def run_notes(profile: str, sources: Path, copies: list[Path], old: list[str],
     missing = sorted({p.stem for p in sources.glob("*.ipynb")} - {p.stem for p in copies}
                      - set(old))
     notes = [f"Not in this run: {', '.join(missing)}."] if missing else []
+    if gone(profile, sources):
+        notes.append(f"Left out: {', '.join(gone(profile, sources))}, executed copies of "
+                     "notebooks the course no longer has.")
     if old:
         notes.append(f"{'Left out' if if_stale == 'leave out' else 'Kept, but stale'}: "
                      f"{', '.join(old)}, executed before their notebook last changed; run "
