@@ -1,4 +1,4 @@
-"""Sentence-embedding throughput of 07's transformer: every sentence padded to --tokens word
+"""Sentence-embedding throughput of 09's transformer: every sentence padded to --tokens word
 pieces, against batches sorted by length and trimmed to their longest sentence (text.by_length,
 text.padded). Both run side by side in one process, on the same SST-2 training sentences,
 after one warm-up pass each, and must give the same embeddings.

@@ -36,8 +36,8 @@ CASES = {
     "frozen_in_loop": "01 (frozen backbone in the loop)",
     "augment_frozen": "04 (augmentation, frozen backbone)",
     "digits_augment_ft": "04 (low-data curve: digits, augmentation, all blocks fine-tuned)",
-    "partial_top2": "02, 06 (top 2 blocks unfrozen)",
-    "full_fine_tune": "03, 05 (all blocks unfrozen)",
+    "partial_top2": "02, 07 (top 2 blocks unfrozen)",
+    "full_fine_tune": "03, 06 (all blocks unfrozen)",
 }
 
 

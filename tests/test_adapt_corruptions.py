@@ -101,7 +101,7 @@ def test_tent_trains_only_batchnorm_scale_and_shift():
     x = np.random.default_rng(3).normal(0, 1, (64, 6)).astype(np.float32)
     entropy_before = float(keras.ops.mean(adapt.entropy(None, model.predict(x, verbose=0))))
     adapt.adabn(model, x)
-    model.fit(x, np.zeros(len(x), np.float32), epochs=5, batch_size=16, verbose=0)  # as in 05
+    model.fit(x, np.zeros(len(x), np.float32), epochs=5, batch_size=16, verbose=0)  # as in 06
     for a, b in zip(before_frozen, _values(frozen), strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, b) for a, b in zip(before_affine, _values([bn.gamma, bn.beta]),

@@ -135,3 +135,22 @@ def test_random_affine_trains_inside_fit_and_survives_saving(tmp_path):
     assert reloaded.layers[0].get_config()["zoom"] == 0.1
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-5)
+
+
+def test_fit_converged_on_one_hot_labels_is_the_plain_fit_and_soft_labels_weigh_rows():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(30, 4)) + np.repeat(np.eye(3, 4) * 3, 10, axis=0)
+    y = np.repeat(np.arange(3), 10)
+    plain = LogisticRegression(C=0.5, max_iter=5000).fit(feats, y)
+    one_hot = augment.fit_converged(feats, np.eye(3)[y], 0.5)
+    np.testing.assert_allclose(one_hot.coef_, plain.coef_, atol=1e-4)
+    # a row labelled half class 0, half class 1 counts as two rows of weight one half
+    mixed = np.array([[0.5, 0.5, 0.0]])
+    soft = augment.fit_converged(np.vstack([feats, feats[:1]]), np.vstack([np.eye(3)[y], mixed]),
+                                 0.5)
+    weighted = LogisticRegression(C=0.5, max_iter=5000).fit(
+        np.vstack([feats, feats[:1], feats[:1]]), np.concatenate([y, [0, 1]]),
+        sample_weight=np.concatenate([np.ones(30), [0.5, 0.5]]))
+    np.testing.assert_allclose(soft.coef_, weighted.coef_, atol=1e-4)

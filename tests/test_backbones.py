@@ -143,7 +143,7 @@ def test_embeddings_and_probabilities_stay_float32_under_mixed_precision():
     try:
         extractor = backbones.feature_extractor("mobilenet_025", 96, weights=None)
         clf = backbones.build_classifier("mobilenet_025", 3, 96, weights=None)
-        pool = keras.Model(clf.inputs, clf.get_layer("pool").output)  # as 05 and 06 read it
+        pool = keras.Model(clf.inputs, clf.get_layer("pool").output)  # as 06 and 07 read it
         assert clf.get_layer("backbone").compute_dtype == "bfloat16"
     finally:
         keras.config.set_dtype_policy("float32")

@@ -1,7 +1,7 @@
 """The notebooks whose lesson depends on what the backend does run on JAX and on PyTorch too.
 
-02 (BatchNorm: `trainable` against `training`), 06 (export, Grad-CAM's per-backend
-gradient), 09 (LoRA) and 10 (distillation) each run once per backend, after the TensorFlow
+02 (BatchNorm: `trainable` against `training`), 07 (export, Grad-CAM's per-backend
+gradient), 11 (LoRA) and 13 (distillation) each run once per backend, after the TensorFlow
 run of the same session, at a reduced budget of their own parameters: on two CPU cores XLA
 runs MobileNet's depthwise convolutions several times slower than TensorFlow
 (docs/performance.md), and every code path still runs. A reduced run is too small
@@ -11,8 +11,8 @@ headline lands within the tolerance its notebook states of the TensorFlow run's.
 times and headlines go to build/smoke/backend-legs.json (docs/performance.md).
 
 The eight legs run side by side, each in its own process pinned to one CPU core (where
-`taskset` exists), the longest first. A leg on one core is slower than alone on two (06's
-JAX leg 97.8 s against 86.0 s, 10's PyTorch leg 120 s against about 80 s), but together the
+`taskset` exists), the longest first. A leg on one core is slower than alone on two (07's
+JAX leg 97.8 s against 86.0 s, 13's PyTorch leg 120 s against about 80 s), but together the
 legs keep both cores busy: on 2 cores the eight took 609 s this way, against about 906 s one
 after the other (docs/performance.md).
 """
@@ -32,16 +32,16 @@ from tlutils.course import assets, run
 ROOT = Path(__file__).resolve().parents[1]
 LEGS = {  # notebook: the reduced budget of a leg, in the notebook's own parameters
     "02_partial_fine_tuning": {"SEEDS": [0, 1], "FT_EPOCHS": 1, "KS": [0, 3], "SMALL_BATCH": 4},
-    "06_your_own_data": {"FT_EPOCHS": 1},
-    "09_efficient_transfer": {"SEEDS": [0, 1], "STEPS": 40},
-    "10_ship_it_small": {"SEEDS": [0, 1], "STEPS": 300, "TRANSFER": 1000, "PRETRAIN_EPOCHS": 1},
+    "07_your_own_data": {"FT_EPOCHS": 1},
+    "11_tune_a_sliver": {"SEEDS": [0, 1], "STEPS": 40},
+    "13_ship_it_small": {"SEEDS": [0, 1], "STEPS": 300, "TRANSFER": 1000, "PRETRAIN_EPOCHS": 1},
 }
 BACKENDS = ["jax", "torch"]
 LONGEST_FIRST = [  # each leg's time on one core of 2 (docs/performance.md), the longest first
-    ("09_efficient_transfer", "jax"), ("02_partial_fine_tuning", "jax"),
-    ("10_ship_it_small", "jax"), ("10_ship_it_small", "torch"), ("06_your_own_data", "jax"),
-    ("09_efficient_transfer", "torch"), ("02_partial_fine_tuning", "torch"),
-    ("06_your_own_data", "torch"),
+    ("02_partial_fine_tuning", "jax"), ("11_tune_a_sliver", "jax"),
+    ("13_ship_it_small", "jax"), ("13_ship_it_small", "torch"), ("07_your_own_data", "jax"),
+    ("11_tune_a_sliver", "torch"), ("02_partial_fine_tuning", "torch"),
+    ("07_your_own_data", "torch"),
 ]
 MOST_AT_ONCE = 4  # legs side by side on a machine with more cores: each holds 1.5-2 GB
 # one leg in a fresh kernel: its executed copy and metrics go to $TLU_BUILD_DIR
@@ -147,7 +147,7 @@ def test_notebook_on_another_backend(notebook, backend, legs):
 
 
 def test_streamed_images_train_on_jax(tmp_path):
-    """06's streaming path (DiskImages read through data.batches) on the JAX backend."""
+    """07's streaming path (DiskImages read through data.batches) on the JAX backend."""
     script = f"""
 import numpy as np, keras
 from tlutils import data

@@ -1,4 +1,4 @@
-"""tlutils.calibration: the ECE, temperature scaling and its cross-fitting (06, 05)."""
+"""tlutils.calibration: the ECE, temperature scaling and its cross-fitting (07, 06)."""
 
 import numpy as np
 import pytest

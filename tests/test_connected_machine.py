@@ -25,7 +25,7 @@ COMMIT = "33f7def03be34c3fbb1a4d5c97384ab602884833"
 def _upstream_files(www: Path) -> None:
     """hymenoptera_data.zip, full PACS as GitHub zips it (the subset's files plus fillers up
     to each domain's count of 9,991), the MNIST test set, USPS, the MobileNet weights and
-    07's transformer."""
+    09's transformer."""
     with zipfile.ZipFile(www / "hymenoptera_data.zip", "w") as z:
         for p in assets.files_under(SHARED / "images" / "hymenoptera_data"):
             z.write(p, f"hymenoptera_data/{p.relative_to(SHARED / 'images' / 'hymenoptera_data')}")

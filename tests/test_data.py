@@ -187,7 +187,7 @@ def test_build_offline_cache_refuses_wrong_folder(tmp_path):
         offline.build_offline_cache(tmp_path)
 
 
-# Domain-shift data (05_domain_shift): PACS specs, single files with mirrors, digits.
+# Domain-shift data (06_domain_shift): PACS specs, single files with mirrors, digits.
 
 def test_pacs_specs_point_into_the_archive_and_the_shared_copy():
     full, subset = assets.DATASETS["pacs"], assets.DATASETS["pacs_subset"]
@@ -333,7 +333,7 @@ def test_mnist_layout_puts_a_frame_filling_digit_in_a_20_pixel_box():
 
 def test_a_registered_placeholder_is_left_out_and_said(tmp_path):
     """hymenoptera's "image not found" GIF is filed under ants: the registered dataset leaves
-    it out and lists it in `skipped` (#39); a folder of your own keeps it (06 finds it)."""
+    it out and lists it in `skipped` (#39); a folder of your own keeps it (07 finds it)."""
     from tlutils.data import ImageData, without_placeholders
 
     paths = [str(tmp_path / "train" / c / f) for c, f in

@@ -1,4 +1,4 @@
-"""Helpers of 09_efficient_transfer: every block's pooled features, cached; content keys."""
+"""Helpers of 12_choose_what_to_transfer: every block's pooled features, cached; content keys."""
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def test_content_key_follows_the_bytes(images):
 @pytest.mark.parametrize("backbone, size", [("mobilenet_v2", 64), ("efficientnet_b0", 64),
                                             ("vgg16", 32), ("squeezenet_11", 64)])
 def test_block_outputs_model_for_every_registry_backbone(backbone, size):
-    """09 in the cpu and gpu profiles: their backbones, and the bigger candidates."""
+    """12 in the cpu and gpu profiles: their backbones, and the bigger candidates."""
     model, names = backbones.block_outputs_model(backbone, size, weights=None)
     blocks = backbones.list_blocks(backbones.load_backbone(backbone, size, None), backbone)
     assert names == [name for name, _ in blocks]

@@ -305,7 +305,7 @@ def test_fetch_all_lists_everything_missing_in_one_pass(cache, monkeypatch, caps
     assert main(["fetch", "--all"]) == 2
     lines = capsys.readouterr().err.splitlines()
     # hymenoptera, flower_photos, pacs, pacs_subset; every single file; 5 weights files
-    # (MobileNet at two sizes, SqueezeNet, and 09's VGG16 and EfficientNet-B0); models
+    # (MobileNet at two sizes, SqueezeNet, and 11's VGG16 and EfficientNet-B0); models
     n = 4 + len(assets.FILES) + 5 + len(assets.MODELS)
     assert lines[0] == f"Error: {n} of the files this needs cannot be used:", lines[0]
     assert len(lines) == n + 1 and all(line.startswith("- ") for line in lines[1:])

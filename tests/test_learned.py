@@ -2,9 +2,9 @@
 
 A model there has learned nothing, and a gap quoted against it measures only the other arm.
 Arms the notebooks name as a baseline or a trap are left out: 00's random weights, 02's
-BatchNorm in training mode, 03's naive high learning rate, 04's label-changing and extreme
-augmentations, 09's BatchNorm-only arm (it names it below raw pixels), and 01's scratch
-points the notebook itself marks as not learned. 05 and 08
+BatchNorm in training mode, 03's naive high learning rate, 05's label-changing and extreme
+augmentations, 11's BatchNorm-only arm (it names it below raw pixels), and 01's scratch
+points the notebook itself marks as not learned. 06 and 10
 record the largest class's share over every set they score (PACS domains, and digits).
 """
 
@@ -31,16 +31,21 @@ ARMS = {
                                              "pixels_acc"],
                             "far_majority_acc": ["far_fe_acc", "far_ft_acc", "far_pixels_acc",
                                                  "far_scratch_acc", "far_converged_acc"]},
-    "04_data_augmentation": {"majority_acc": ["mixup_acc", "cutmix_acc", "clean_acc", "tta_acc",
-                                              "tta_flip_acc", "frozen_curve.*.no_aug_acc",
-                                              "frozen_curve.*.aug_acc",
+    "04_data_augmentation": {"majority_acc": ["frozen_curve.*.no_aug_acc", "frozen_curve.*.aug_acc",
                                               "frozen_curve.*.no_aug_converged_acc",
-                                              "frozen_curve.*.aug_converged_acc",
-                                              "mixup_converged_acc", "cutmix_converged_acc"],
+                                              "frozen_curve.*.aug_converged_acc"],
                              "digit_majority_acc": ["low_data_curve.*.no_aug_acc",
                                                     "low_data_curve.*.aug_acc",
-                                                    "low_data_curve.*.pixels_acc"]},
-    "05_domain_shift": {"majority_acc": ["source_acc", "corruption_clean_acc",
+                                                    "low_data_curve.*.pixels_acc",
+                                                    "low_data_curve.*.frozen_acc",
+                                                    "low_data_curve.*.frozen_aug_acc"]},
+    "05_augmentation_in_practice": {"majority_acc": ["mixup_converged_acc", "cutmix_converged_acc",
+                                                     "no_aug_converged_acc", "mixup_acc",
+                                                     "cutmix_acc", "no_aug_acc",
+                                                     "all_images_acc.none",
+                                                     "all_images_acc.augmenter", "clean_acc",
+                                                     "tta_acc", "tta_flip_acc"]},
+    "06_domain_shift": {"majority_acc": ["source_acc", "corruption_clean_acc",
                                          "targets.*.source_only_acc", "targets.*.adabn_acc",
                                          "targets.*.tent_acc", "targets.*.coral_acc",
                                          "targets.*.augment_acc", "targets.*.adabn_pool_acc",
@@ -51,18 +56,22 @@ ARMS = {
                         "digit_majority_acc": ["mnist_heldout_acc", "usps_source_only_acc",
                                                "usps_stretched_acc",
                                                "usps_adabn_acc", "usps_fewshot_acc"]},
-    "06_your_own_data": {"majority_acc": ["val_acc", "fe_acc", "ft_acc"]},
-    "07_text_transfer": {"majority_acc": ["scratch_acc", "glove_frozen_acc", "glove_ft_acc",
-                                          "fe_glove_logreg_acc", "all_counts_acc",
-                                          "all_tfidf_acc", "small_counts_acc", "small_tfidf_acc",
-                                          "transformer_all_acc", "transformer_probe_acc",
-                                          "transformer_ft_acc", "transformer_ft_counts_acc",
-                                          "transformer_ft_tfidf_acc", "lora_acc",
-                                          "curve.*.counts_mean", "curve.*.tfidf_mean",
-                                          "curve.*.glove_mean", "curve.*.transformer_mean",
-                                          "ft_curve.*.probe_acc", "ft_curve.*.counts_acc",
-                                          "ft_curve.*.tfidf_acc"]},
-    "08_robust_fine_tuning": {"majority_acc": ["by_recipe.*.*.0", "self_training.*",
+    "07_your_own_data": {"majority_acc": ["val_acc", "fe_acc", "ft_acc"]},
+    "08_word_vectors": {"majority_acc": ["scratch_acc", "glove_frozen_acc", "glove_ft_acc",
+                                         "fe_glove_logreg_acc", "all_counts_acc",
+                                         "all_tfidf_acc", "curve.*.counts_mean",
+                                         "curve.*.tfidf_mean", "curve.*.glove_mean"]},
+    "09_pretrained_transformer": {"majority_acc": ["transformer_all_acc", "transformer_ft_acc",
+                                                   "lora_acc", "transformer_probe_acc",
+                                                   "all_counts_acc", "all_tfidf_acc",
+                                                   "all_glove_acc", "all_scratch_acc",
+                                                   "curve.*.counts_mean", "curve.*.tfidf_mean",
+                                                   "curve.*.glove_mean",
+                                                   "curve.*.transformer_mean",
+                                                   "ft_curve.*.ft_acc", "ft_curve.*.probe_acc",
+                                                   "ft_curve.*.counts_acc",
+                                                   "ft_curve.*.tfidf_acc"]},
+    "10_robust_fine_tuning": {"majority_acc": ["by_recipe.*.*.0", "self_training.*",
                                                "photo_converged_probe_acc",
                                                "photo_converged_probe_ood_acc",
                                                "photo_probe_ft_budget_acc"],
@@ -77,11 +86,12 @@ ARMS = {
                                                      "soup_greedy_ood_acc",
                                                      "best_single_ood_acc",
                                                      "ensemble_ood_acc"]},
-    "09_efficient_transfer": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc", "pixels_acc",
+    "11_tune_a_sliver": {"digit_majority_acc": ["full_ft_acc", "peft.*.acc", "pixels_acc",
                                                      "converged_head_acc"],
-                              # BatchNorm (peft.1) is named in 09 as a trap below pixels
+                              # BatchNorm (peft.1) is named in 11 as a trap below pixels
                               "pixels_acc": ["full_ft_acc", "converged_head_acc", "peft.2.acc"]},
-    "10_ship_it_small": {"digit_majority_acc": ["teacher_acc", "teacher_seeds_acc",
+    "12_choose_what_to_transfer": {"digit_majority_acc": ["far_best_block_acc"]},
+    "13_ship_it_small": {"digit_majority_acc": ["teacher_acc", "teacher_seeds_acc",
                                                 "teacher_seeds_shift_acc", "teacher_scratch_acc",
                                                 "teacher_scratch_shift_acc", "pixels_acc",
                                                 "pixels_shift_acc", "student_hard_acc",

@@ -1,6 +1,6 @@
 """Every profile's backbone, at its image size and random weights (no download), through every
 tlutils call the notebooks make, under each dtype policy the profile can get; the registry's
-other backbones (09_efficient_transfer) the same way at a small size."""
+other backbones (12_choose_what_to_transfer) the same way at a small size."""
 
 import keras
 import numpy as np
@@ -76,7 +76,7 @@ def _blocks_embeddings_and_a_training_step(backbone, size, policy, min_blocks):
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 @pytest.mark.parametrize("name, policy", CASES, indirect=["policy"])
 def test_profile_model_saves_reloads_and_exports(name, policy, tmp_path):
-    """As 06 does: .keras in safe mode, then a float32 copy to SavedModel and TFLite."""
+    """As 07 does: .keras in safe mode, then a float32 copy to SavedModel and TFLite."""
     p = profiles.PROFILES[name]
     _saves_reloads_and_exports(p.backbone, p.image_size, tmp_path)
 

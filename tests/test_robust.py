@@ -1,4 +1,4 @@
-"""Helpers of 08_robust_fine_tuning: block groups, training one group only, interpolation."""
+"""Helpers of 10_robust_fine_tuning: block groups, training one group only, interpolation."""
 
 import keras
 import numpy as np
@@ -75,7 +75,7 @@ def test_interpolated_model_matches_output_mixing_for_a_linear_model():
 @pytest.mark.parametrize("backbone, size", [("mobilenet_v2", 64), ("efficientnet_b0", 64),
                                             ("vgg16", 32), ("squeezenet_11", 64)])
 def test_groups_and_train_only_for_every_registry_backbone(backbone, size):
-    """The cpu and gpu profiles' backbones, and 09's bigger candidates, at random weights."""
+    """The cpu and gpu profiles' backbones, and 12's bigger candidates, at random weights."""
     clf = backbones.build_classifier(backbone, 3, size, weights=None)
     base = backbones.backbone_of(clf)
     groups = backbones.block_groups(base, backbone)

@@ -1,5 +1,5 @@
-"""tlutils.text (07_text_transfer): the SST-2 loader on bad lines, GloVe, the embedding matrix
-(the transformer path: tests/test_transformer.py)."""
+"""tlutils.text (08_word_vectors, 09_pretrained_transformer): the SST-2 loader on bad lines,
+GloVe, the embedding matrix, the label curve (the transformer path: tests/test_transformer.py)."""
 
 import numpy as np
 import pytest
@@ -55,3 +55,18 @@ def test_embedding_matrix_and_mean_vectors():
     means = text.mean_vectors(ids, matrix, known)
     assert np.allclose(means[0], [0.5, 1.0]), "unknown words and padding left out"
     assert np.allclose(means[1], [0, 0]), "a sentence without a known word"
+
+
+def test_label_curve_trains_every_arm_on_the_same_subsets():
+    rng = np.random.default_rng(0)
+    y_train, y_dev = np.repeat([0, 1], 20), np.repeat([0, 1], 10)
+    x_train = (2.0 * y_train[:, None] - 1) + rng.normal(0, 0.5, (len(y_train), 3))
+    x_dev = (2.0 * y_dev[:, None] - 1) + rng.normal(0, 0.5, (len(y_dev), 3))
+    arms = {"a": (x_train, x_dev), "b": (x_train.copy(), x_dev), "noise": (
+        rng.normal(size=x_train.shape), rng.normal(size=x_dev.shape))}
+    curve = text.label_curve(arms, y_train, y_dev, [3, 6], seeds=2, cs=(0.1, 1.0))
+    assert [row["per_class"] for row in curve] == [3, 6]
+    for row in curve:
+        assert row["a_runs"] == row["b_runs"], "the same features on the same subsets"
+        assert row["a_c"] in (0.1, 1.0) and len(row["a_runs"]) == 2
+        assert row["a_mean"] > row["noise_mean"] and row["a_mean"] >= 0.8

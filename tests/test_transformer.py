@@ -1,4 +1,4 @@
-"""07's transformer path: a registered model fetched, checked and repaired like every asset,
+"""09's transformer path: a registered model fetched, checked and repaired like every asset,
 local folders that keras_hub could not load refused in one sentence, the hf:// handle offline,
 trimmed batches equal to padded ones, the embedding cache, and SST-2-style bad input."""
 

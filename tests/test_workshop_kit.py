@@ -42,7 +42,7 @@ def test_profile_assets_cover_what_the_notebooks_require():
     smoke = profiles.PROFILES["smoke"]
     wanted = kit.profile_assets(["smoke"])
     assert smoke.dataset in wanted["datasets"] and "pacs_subset" in wanted["datasets"]
-    for backbone in [smoke.backbone, "squeezenet_11"]:  # 09 compares the two
+    for backbone in [smoke.backbone, "squeezenet_11"]:  # 12 compares the two
         assert assets.backbone_weights_name(backbone, smoke.image_size) in wanted["weights"]
     gpu = kit.profile_assets(["gpu"])["weights"]
     gpu_size = profiles.PROFILES["gpu"].image_size

@@ -1,7 +1,8 @@
 """Data augmentation pipelines built from Keras 3 preprocessing layers (backend-agnostic).
 
-Explained in 04_data_augmentation (also test-time augmentation, MixUp and CutMix);
-reused as a robustness baseline in 05_domain_shift.
+Explained in 04_data_augmentation (the layers, RandomAffine, the augmenter, the converged head
+on augmented embeddings) and 05_augmentation_in_practice (MixUp and CutMix, test-time
+augmentation); reused as a robustness baseline in 06_domain_shift.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def view_predictions(model: keras.Model, x: np.ndarray, augmentation: keras.Laye
     """model's predictions on n_views randomly augmented copies of x: (n_views, n, classes).
 
     The augmentation runs inside predict, batch by batch, on the backend's device.
-    Explained in 04_data_augmentation.
+    Explained in 05_augmentation_in_practice.
     """
     viewer = keras.Sequential([AlwaysOn(augmentation), model])
     return np.stack([viewer.predict(x, batch_size=batch_size, verbose=0) for _ in range(n_views)])
@@ -113,7 +114,7 @@ def tta_predict(model: keras.Model, x: np.ndarray, augmentation: keras.Layer,
                 n_views: int = 4, batch_size: int = 32) -> np.ndarray:
     """Test-time augmentation: class probabilities averaged over x and n_views augmented copies.
 
-    Explained in 04_data_augmentation.
+    Explained in 05_augmentation_in_practice.
     """
     clean = model.predict(x, batch_size=batch_size, verbose=0)
     if n_views == 0:
@@ -126,7 +127,8 @@ def mix_batches(layer: keras.Layer, x: np.ndarray, y_onehot: np.ndarray,
                 batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Apply MixUp or CutMix batch by batch: images and one-hot labels mixed within each batch.
 
-    Returns float32 images and soft labels in the same order. Explained in 04_data_augmentation.
+    Returns float32 images and soft labels in the same order. Explained in
+    05_augmentation_in_practice.
     """
     xs, ys = [], []
     for i in range(0, len(x), batch_size):
@@ -136,3 +138,17 @@ def mix_batches(layer: keras.Layer, x: np.ndarray, y_onehot: np.ndarray,
         xs.append(keras.ops.convert_to_numpy(out["images"]).astype("float32"))
         ys.append(keras.ops.convert_to_numpy(out["labels"]).astype("float32"))
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit_converged(feats: np.ndarray, labels: np.ndarray, c: float):
+    """fit_logreg's model (notebook 03) at a given C, on one-hot or soft labels: each row
+    counts once per class, weighted by that class's share of its label (04_data_augmentation;
+    05_augmentation_in_practice fits it on MixUp's and CutMix's mixed labels)."""
+    from sklearn.linear_model import LogisticRegression
+
+    keep = labels.ravel() > 0
+    rows = np.repeat(feats, labels.shape[1], axis=0)[keep]
+    classes = np.tile(np.arange(labels.shape[1]), len(labels))[keep]
+    return LogisticRegression(C=c, max_iter=5000).fit(
+        rows, classes, sample_weight=labels.ravel()[keep]
+    )

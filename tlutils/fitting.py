@@ -50,7 +50,7 @@ def accuracy(model: keras.Model, x, y, batch_size: int = 64) -> float:
 
 def predictions(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
     """The class the model picks for each row of x; `predictions(...) == y` is each image's
-    correctness, which two fixed models compare image by image (05_domain_shift).
+    correctness, which two fixed models compare image by image (06_domain_shift).
 
     Calls the model batch by batch in inference mode rather than through predict():
     after every compile(), predict() traces a new function, and notebooks that score
@@ -75,7 +75,7 @@ def progress(items, label: str, every: float = 10.0):
     """Yield from items under a tqdm bar: how many are done, the time so far and the time
     left. In a notebook the bar is one output updated in place (kept when the loop ends; it
     needs no widgets); in a terminal it is redrawn in place; in a log, a line at most every
-    `every` seconds. Explained in 02_partial_fine_tuning; the long loops of 03, 04, 08 and 09
+    `every` seconds. Explained in 02_partial_fine_tuning; the long loops of 03, 04, 10 and 11
     use it too."""
     import sys
 

@@ -9,7 +9,7 @@ import numpy as np
 
 def mean_se(values) -> tuple[float, float]:
     """Mean of values (one per seed, say) and its standard error: std (ddof=1) / sqrt(n);
-    0 for a single value. The ± of 08_robust_fine_tuning's and 09_efficient_transfer's tables."""
+    0 for a single value. The ± of 10_robust_fine_tuning's and 11_tune_a_sliver's tables."""
     v = np.asarray(values, dtype=float)
     se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
     return float(v.mean()), se
@@ -58,7 +58,7 @@ def cosine(a, b) -> np.ndarray:
 def nearest_cosine(a, b, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """For each row of a, the highest cosine similarity with any row of b and that row's
     index, computed chunk by chunk, so memory stays at chunk x len(b). Near-duplicates
-    in 06_your_own_data."""
+    in 07_your_own_data."""
     unit_b = np.asarray(b, dtype=np.float32)
     unit_b = unit_b / (np.linalg.norm(unit_b, axis=1, keepdims=True) + 1e-12)
     best, where = np.empty(len(a), np.float32), np.empty(len(a), np.int64)

@@ -1,7 +1,7 @@
 """Text transfer: SST-2 sentences, GloVe vectors, a pretrained transformer, and what the
-notebook builds from them.
+notebooks build from them.
 
-Explained in 07_text_transfer.
+Explained in 08_word_vectors (GloVe, the label curve) and 09_pretrained_transformer.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlutils import baselines, data
 from tlutils.course.assets import (
     MODELS,
     DataError,
@@ -118,6 +119,27 @@ def mean_vectors(ids: np.ndarray, matrix: np.ndarray, known: np.ndarray) -> np.n
     return sums / np.maximum(use.sum(axis=1, keepdims=True), 1)
 
 
+def label_curve(features: dict, y_train: np.ndarray, y_dev: np.ndarray, sizes: list[int],
+                seeds: int, cs) -> list[dict]:
+    """Dev accuracy of a logistic regression per arm (name -> (train features, dev features))
+    on `seeds` subsets of each size (sentences per class), the same subsets for every arm. Each
+    arm picks C from cs by cross-validation on the first subset and keeps it for the others.
+    One row per size: per_class, and <arm>_c, _mean, _std, _runs. Explained in
+    08_word_vectors."""
+    curve = []
+    for per_class in sizes:
+        subsets = [data.per_class_subset(y_train, per_class, seed) for seed in range(seeds)]
+        row = {"per_class": per_class}
+        for arm, (a_train, a_dev) in features.items():
+            c = baselines.fit_logreg(a_train[subsets[0]], y_train[subsets[0]], cs).chosen_c
+            runs = [float(baselines.fit_logreg(a_train[i], y_train[i], (c,)).score(a_dev, y_dev))
+                    for i in subsets]
+            row.update({f"{arm}_c": c, f"{arm}_mean": float(np.mean(runs)),
+                        f"{arm}_std": float(np.std(runs)), f"{arm}_runs": runs})
+        curve.append(row)
+    return curve
+
+
 def transformer_preset(preset: str) -> str:
     """What keras_hub's from_preset should load: a registered model's checked cache folder
     (data/registry.json "models"), a local folder once check_model_folder accepts it, or
@@ -185,7 +207,7 @@ def safetensors_problem(path: Path) -> str | None:
 def load_transformer(preset: str):
     """(backbone, tokenizer) of a pretrained transformer through keras_hub's from_preset, for
     a registered model, a local folder or a handle (transformer_preset). Explained in
-    07_text_transfer."""
+    09_pretrained_transformer."""
     try:
         with warnings.catch_warnings():  # tqdm's note that Jupyter widgets are not installed
             warnings.filterwarnings("ignore", message="IProgress not found")

@@ -1,5 +1,5 @@
 """A TFLite file run from Python: an interpreter on the plain built-in kernels, and one image
-through it. 06_your_own_data checks its exported file with them; 10_ship_it_small measures
+through it. 07_your_own_data checks its exported file with them; 13_ship_it_small measures
 its quantised files. They need TensorFlow installed, whatever Keras' backend.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 def interpreter(path: str | Path, threads: int | None = None):
     """A TFLite interpreter for the file at `path`, its tensors allocated, on the plain built-in
     kernels (one image needs no accelerating delegate); `threads=1` gives latencies that do not
-    depend on how many cores are free (10_ship_it_small)."""
+    depend on how many cores are free (13_ship_it_small)."""
     import tensorflow as tf
 
     with warnings.catch_warnings():

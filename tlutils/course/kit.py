@@ -30,7 +30,7 @@ def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
     """Every dataset, file, weights file and model the named profiles' notebooks use."""
     from tlutils.course import profiles
 
-    # 09_efficient_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
+    # 12_choose_what_to_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
     # (its BIG_CANDIDATES)
     bigger = {"smoke": [], "cpu": ["vgg16"], "gpu": ["vgg16", "efficientnet_b0"]}
     datasets, weights = [], []
@@ -39,7 +39,7 @@ def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
         datasets.append(p.dataset)
         weights += [assets.backbone_weights_name(b, p.image_size)
                     for b in [p.backbone, "squeezenet_11", *bigger[name]]]
-    # 05 and 08: the PACS subset (smoke) or full PACS; the digit files and 07's transformer
+    # 06 and 10: the PACS subset (smoke) or full PACS; the digit files and 09's transformer
     # are in every profile
     datasets += ["pacs"] if {"cpu", "gpu"} & set(profile_names) else []
     datasets += ["pacs_subset"] if "smoke" in profile_names else []
