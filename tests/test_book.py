@@ -200,7 +200,7 @@ def test_the_run_ends_by_naming_the_book_and_a_broken_book_hides_nothing(run, mo
                                                                          capsys):
     from tlutils.course import run as runner
 
-    nb = run["sources"].parent / "05_epsilon.ipynb"
+    nb = run["sources"] / "05_epsilon.ipynb"  # a notebook of the course: the book keeps it
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]})],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}), nb)

@@ -96,7 +96,6 @@ ARMS = {
                                                 "teacher_scratch_shift_acc", "pixels_acc",
                                                 "pixels_shift_acc", "student_hard_acc",
                                                 "student_soft_acc", "student_transfer_acc",
-                                                "student_int8_acc", "teacher_int8_acc",
                                                 "teacher_shift_acc", "student_hard_shift_acc",
                                                 "student_soft_shift_acc",
                                                 "student_transfer_shift_acc",
