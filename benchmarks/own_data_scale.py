@@ -1,4 +1,4 @@
-"""07_your_own_data at scale: wall time and peak memory on generated folders.
+"""10_your_own_data at scale: wall time and peak memory on generated folders.
 
     python benchmarks/own_data_scale.py --sizes 2000 10000 50000
     python benchmarks/own_data_scale.py --copies 5     # byte-identical copies vs none
@@ -68,7 +68,7 @@ def copies(folder: Path, k: int, base: dict[str, list[Image.Image]]) -> None:
 def run_06(folder: Path, build: Path) -> dict:
     env = {**os.environ, "TLU_BUILD_DIR": str(build), "TLU_PROFILE": "smoke"}
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "tlutils", "run",
-           "notebooks/07_your_own_data.ipynb", "--profile", "smoke",
+           "notebooks/10_your_own_data.ipynb", "--profile", "smoke",
            "-p", f"DATA_DIR={folder}", "-p", "FT_EPOCHS=1"]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -76,7 +76,7 @@ def run_06(folder: Path, build: Path) -> dict:
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
     if done.returncode != 0:
         print(done.stdout[-3000:], file=sys.stderr)
-    metrics_file = build / "smoke" / "metrics" / "07_your_own_data.json"
+    metrics_file = build / "smoke" / "metrics" / "10_your_own_data.json"
     m = json.loads(metrics_file.read_text())["metrics"] if metrics_file.exists() else {}
     return {"ok": done.returncode == 0, "wall_s": round(wall), "peak_gb": peak_kb / 1e6,
             "val_acc": m.get("val_acc"), "streamed": m.get("streamed"),

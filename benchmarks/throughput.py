@@ -41,7 +41,7 @@ CASES = {
 }
 
 
-DIGIT_SIZE = 48  # 04_data_augmentation's digits
+DIGIT_SIZE = 48  # 05_data_augmentation's digits
 
 
 def digit_images(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,16 +32,16 @@ from tlutils.course import assets, run
 ROOT = Path(__file__).resolve().parents[1]
 LEGS = {  # notebook: the reduced budget of a leg, in the notebook's own parameters
     "02_partial_fine_tuning": {"SEEDS": [0, 1], "FT_EPOCHS": 1, "KS": [0, 3], "SMALL_BATCH": 4},
-    "07_your_own_data": {"FT_EPOCHS": 1},
-    "11_tune_a_sliver": {"SEEDS": [0, 1], "STEPS": 40},
-    "13_ship_it_small": {"SEEDS": [0, 1], "STEPS": 300, "TRANSFER": 1000, "PRETRAIN_EPOCHS": 1},
+    "10_your_own_data": {"FT_EPOCHS": 1},
+    "15_tune_a_sliver": {"SEEDS": [0, 1], "STEPS": 40, "SURGERY_STEPS": 8},
+    "17_ship_it_small": {"SEEDS": [0, 1], "STEPS": 300, "TRANSFER": 1000, "PRETRAIN_EPOCHS": 1},
 }
 BACKENDS = ["jax", "torch"]
 LONGEST_FIRST = [  # each leg's time on one core of 2 (docs/performance.md), the longest first
-    ("02_partial_fine_tuning", "jax"), ("11_tune_a_sliver", "jax"),
-    ("13_ship_it_small", "jax"), ("13_ship_it_small", "torch"), ("07_your_own_data", "jax"),
-    ("11_tune_a_sliver", "torch"), ("02_partial_fine_tuning", "torch"),
-    ("07_your_own_data", "torch"),
+    ("02_partial_fine_tuning", "jax"), ("15_tune_a_sliver", "jax"),
+    ("17_ship_it_small", "jax"), ("17_ship_it_small", "torch"), ("10_your_own_data", "jax"),
+    ("15_tune_a_sliver", "torch"), ("02_partial_fine_tuning", "torch"),
+    ("10_your_own_data", "torch"),
 ]
 MOST_AT_ONCE = 4  # legs side by side on a machine with more cores: each holds 1.5-2 GB
 # one leg in a fresh kernel: its executed copy and metrics go to $TLU_BUILD_DIR

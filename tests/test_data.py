@@ -187,7 +187,7 @@ def test_build_offline_cache_refuses_wrong_folder(tmp_path):
         offline.build_offline_cache(tmp_path)
 
 
-# Domain-shift data (06_domain_shift): PACS specs, single files with mirrors, digits.
+# Domain-shift data (07_measure_a_shift): PACS specs, single files with mirrors, digits.
 
 def test_pacs_specs_point_into_the_archive_and_the_shared_copy():
     full, subset = assets.DATASETS["pacs"], assets.DATASETS["pacs_subset"]

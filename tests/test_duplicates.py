@@ -1,5 +1,5 @@
 """Byte-identical copies in a learner's folder: reported by the folder check, and kept on one
-side of the train/validation split (07_your_own_data)."""
+side of the train/validation split (10_your_own_data)."""
 
 import shutil
 

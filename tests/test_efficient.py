@@ -1,4 +1,4 @@
-"""Helpers of 12_choose_what_to_transfer: every block's pooled features, cached; content keys."""
+"""Helpers of 16_choose_what_to_transfer: every block's pooled features, cached; content keys."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """Every profile's backbone, at its image size and random weights (no download), through every
 tlutils call the notebooks make, under each dtype policy the profile can get; the registry's
-other backbones (12_choose_what_to_transfer) the same way at a small size."""
+other backbones (16_choose_what_to_transfer) the same way at a small size."""
 
 import keras
 import numpy as np

@@ -1,4 +1,5 @@
-"""Helpers of 10_robust_fine_tuning: block groups, training one group only, interpolation."""
+"""Helpers of 14_weight_averaging and 15_tune_a_sliver: block groups, training one group
+only, interpolation."""
 
 import keras
 import numpy as np

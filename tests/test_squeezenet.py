@@ -1,5 +1,5 @@
 """SqueezeNet v1.1 built in tlutils.backbones, its ImageNet arrays copied from rcmalli's Keras 2
-.h5 by layer name (12_choose_what_to_transfer), and the caffe-style preprocessing it shares with
+.h5 by layer name (16_choose_what_to_transfer), and the caffe-style preprocessing it shares with
 VGG16."""
 
 import shutil

@@ -1,4 +1,4 @@
-"""The streaming path for big folders (07_your_own_data): decoded images that stay on disk,
+"""The streaming path for big folders (10_your_own_data): decoded images that stay on disk,
 read batch by batch, with the same numbers as the in-memory path."""
 
 import keras

@@ -1,4 +1,4 @@
-"""tlutils.text (08_word_vectors, 09_pretrained_transformer): the SST-2 loader on bad lines,
+"""tlutils.text (11_word_vectors, 12_pretrained_transformer): the SST-2 loader on bad lines,
 GloVe, the embedding matrix, the label curve (the transformer path: tests/test_transformer.py)."""
 
 import numpy as np

@@ -1,5 +1,5 @@
 """tlutils.transferability: LogME against ports of thuml/LogME's code, leave-one-out k-NN,
-Kendall's tau (12_choose_what_to_transfer)."""
+Kendall's tau (16_choose_what_to_transfer)."""
 
 import numpy as np
 import pytest

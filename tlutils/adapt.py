@@ -1,6 +1,6 @@
 """Adaptation to a shifted target domain without its labels: AdaBN, TENT, CORAL, DANN.
 
-Explained in 06_domain_shift. Everything uses Keras 3 APIs and numpy, so it runs on every
+Explained in 08_repair_a_shift. Everything uses Keras 3 APIs and numpy, so it runs on every
 Keras backend.
 """
 
@@ -54,7 +54,7 @@ def prepare_tent(model: keras.Model, learning_rate: float = 1e-3) -> None:
     (Wang et al., ICLR 2021): then `fit` on unlabelled images minimises the entropy.
 
     Dropout is switched off for good. Compile once; reuse the model through
-    fitting.snapshot/restore. Explained in 06_domain_shift.
+    fitting.snapshot/restore. Explained in 08_repair_a_shift.
     """
     def walk(container):
         container.trainable = True  # nested models must be trainable for their layers to be

@@ -1,8 +1,8 @@
 """Data augmentation pipelines built from Keras 3 preprocessing layers (backend-agnostic).
 
-Explained in 04_data_augmentation (the layers, RandomAffine, the augmenter, the converged head
-on augmented embeddings) and 05_augmentation_in_practice (MixUp and CutMix, test-time
-augmentation); reused as a robustness baseline in 06_domain_shift.
+Explained in 05_data_augmentation (the layers, RandomAffine, the augmenter, the converged head
+on augmented embeddings) and 06_augmentation_in_practice (MixUp and CutMix, test-time
+augmentation); reused as a robustness baseline in 07_measure_a_shift and 08_repair_a_shift.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RandomAffine(keras.layers.Layer):
     Chaining RandomRotation, RandomZoom and RandomTranslation resamples (and blurs) the
     image three times; one affine transform does it once. On the JAX backend it is also
     several times faster inside a training step than those three layers (measured in
-    docs/performance.md). Explained in 04_data_augmentation.
+    docs/performance.md). Explained in 05_data_augmentation.
     """
 
     def __init__(self, rotation: float = 0.0, zoom: float = 0.0, shift: float = 0.0,
@@ -104,7 +104,7 @@ def view_predictions(model: keras.Model, x: np.ndarray, augmentation: keras.Laye
     """model's predictions on n_views randomly augmented copies of x: (n_views, n, classes).
 
     The augmentation runs inside predict, batch by batch, on the backend's device.
-    Explained in 05_augmentation_in_practice.
+    Explained in 06_augmentation_in_practice.
     """
     viewer = keras.Sequential([AlwaysOn(augmentation), model])
     return np.stack([viewer.predict(x, batch_size=batch_size, verbose=0) for _ in range(n_views)])
@@ -114,7 +114,7 @@ def tta_predict(model: keras.Model, x: np.ndarray, augmentation: keras.Layer,
                 n_views: int = 4, batch_size: int = 32) -> np.ndarray:
     """Test-time augmentation: class probabilities averaged over x and n_views augmented copies.
 
-    Explained in 05_augmentation_in_practice.
+    Explained in 06_augmentation_in_practice.
     """
     clean = model.predict(x, batch_size=batch_size, verbose=0)
     if n_views == 0:
@@ -128,7 +128,7 @@ def mix_batches(layer: keras.Layer, x: np.ndarray, y_onehot: np.ndarray,
     """Apply MixUp or CutMix batch by batch: images and one-hot labels mixed within each batch.
 
     Returns float32 images and soft labels in the same order. Explained in
-    05_augmentation_in_practice.
+    06_augmentation_in_practice.
     """
     xs, ys = [], []
     for i in range(0, len(x), batch_size):
@@ -141,9 +141,9 @@ def mix_batches(layer: keras.Layer, x: np.ndarray, y_onehot: np.ndarray,
 
 
 def fit_converged(feats: np.ndarray, labels: np.ndarray, c: float):
-    """fit_logreg's model (notebook 03) at a given C, on one-hot or soft labels: each row
-    counts once per class, weighted by that class's share of its label (04_data_augmentation;
-    05_augmentation_in_practice fits it on MixUp's and CutMix's mixed labels)."""
+    """fit_logreg's model (notebook 04) at a given C, on one-hot or soft labels: each row
+    counts once per class, weighted by that class's share of its label (05_data_augmentation;
+    06_augmentation_in_practice fits it on MixUp's and CutMix's mixed labels)."""
     from sklearn.linear_model import LogisticRegression
 
     keep = labels.ravel() > 0

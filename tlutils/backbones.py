@@ -2,7 +2,7 @@
 
 The classifier recipe is explained in 01_feature_extraction; blocks and
 `trainable` vs `training` in 02_partial_fine_tuning; SqueezeNet, VGG16 and caffe-style
-preprocessing in 12_choose_what_to_transfer.
+preprocessing in 16_choose_what_to_transfer.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def load_backbone(name: str, image_size: int, weights: str | None = "imagenet") 
     file missing, or with a damaged file, the error names the file, its URL and folder.
     A backbone with a `builder` (SqueezeNet) is built here and gets the file's path.
     Keras's warning that it loads the weights made for 224 pixels at another size is silenced:
-    a convolution's weights do not depend on the image size (03_full_fine_tuning).
+    a convolution's weights do not depend on the image size (04_when_fine_tuning_pays).
     """
     spec = BACKBONES[name]
     build = globals()[spec.builder] if spec.builder else getattr(keras.applications,
@@ -127,7 +127,7 @@ def preprocess_layer(backbone: str) -> keras.Layer:
 class CaffePreprocess(keras.layers.Layer):
     """RGB 0..255 -> BGR minus the ImageNet mean of each channel, as keras' "caffe" mode
     (imagenet_utils.preprocess_input) does for VGG16 and rcmalli's SqueezeNet weights.
-    Explained in 12_choose_what_to_transfer."""
+    Explained in 16_choose_what_to_transfer."""
 
     MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -159,7 +159,7 @@ def squeezenet_11(include_top: bool = False, weights: str | Path | None = None,
                   input_shape: tuple[int, int, int] = (227, 227, 3)) -> keras.Model:
     """SqueezeNet v1.1 without its classifier (conv10), as rcmalli/keras-squeezenet builds it
     ("/" in its layer names is "_" here). weights: None (random) or the path of its no-top
-    .h5 file, copied in by copy_h5_weights. Explained in 12_choose_what_to_transfer."""
+    .h5 file, copied in by copy_h5_weights. Explained in 16_choose_what_to_transfer."""
     if include_top or weights == "imagenet":
         raise ValueError("squeezenet_11 has no top; pass the weights file's path "
                          "(load_backbone does).")
@@ -179,7 +179,7 @@ def squeezenet_11(include_top: bool = False, weights: str | Path | None = None,
 def copy_h5_weights(model: keras.Model, path: str | Path) -> None:
     """Set every weight of `model` from a Keras 1/2 .h5 file, matched by layer name. All or
     nothing: DataError, naming the layers, unless each layer with weights gets arrays of its
-    shapes and every array of the file is used. Explained in 12_choose_what_to_transfer."""
+    shapes and every array of the file is used. Explained in 16_choose_what_to_transfer."""
     arrays = read_h5_weights(path)
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     missing, unused = sorted(set(layers) - set(arrays)), sorted(set(arrays) - set(layers))
@@ -251,7 +251,7 @@ def copy_logistic_head(dense: keras.layers.Dense, classifier) -> None:
     """Load a fitted scikit-learn LogisticRegression, or a StandardScaler -> LogisticRegression
     pipeline, into a Dense softmax layer, which then gives the same probabilities.
 
-    Explained in 07_your_own_data; also used in 06_domain_shift.
+    Explained in 10_your_own_data; also used in 09_trust_your_model.
     """
     steps = getattr(classifier, "steps", None)
     logreg = classifier[-1] if steps else classifier
@@ -331,7 +331,7 @@ GROUPS = ("early", "middle", "late")
 
 def block_groups(base: keras.Model, backbone: str) -> dict[str, list[keras.Layer]]:
     """The backbone's blocks cut into three runs of (nearly) equal numbers of blocks, input
-    side first: "early", "middle" and "late". Surgical fine-tuning in 10_robust_fine_tuning.
+    side first: "early", "middle" and "late". Surgical fine-tuning in 15_tune_a_sliver.
     """
     blocks = list_blocks(base, backbone)
     cuts = np.array_split(np.arange(len(blocks)), len(GROUPS))
@@ -343,7 +343,7 @@ def train_only(model: keras.Model, backbone: str, groups) -> int:
     """Make only the named groups trainable: any of block_groups' names and "head".
 
     BatchNorm layers stay frozen, as in unfreeze_top. Returns the number of trainable
-    scalars; recompile the model afterwards. Explained in 10_robust_fine_tuning.
+    scalars; recompile the model afterwards. Explained in 15_tune_a_sliver.
     """
     choices = [*GROUPS, "head"]
     unknown = set(groups) - set(choices)
@@ -365,7 +365,7 @@ def block_outputs_model(backbone: str, image_size: int, weights: str | None = "i
     """Images (0..255) -> the average-pooled output of every block (list_blocks), one
     float32 (n x channels) output per block, and the block names. weights None: random
     initialisation from `seed`, the floor a pretrained backbone must beat.
-    Explained in 12_choose_what_to_transfer."""
+    Explained in 16_choose_what_to_transfer."""
     keras.utils.set_random_seed(seed)
     base = load_backbone(backbone, image_size, weights)
     blocks = list_blocks(base, backbone)

@@ -1,7 +1,7 @@
 """The baselines a skeptic runs first: a linear model on raw pixels (or any fixed features)
 with its regularisation chosen by cross-validation on the labelled images alone.
 
-Met in 01_feature_extraction, explained in 03_full_fine_tuning (section 6); later notebooks
+Met in 01_feature_extraction, explained in 04_when_fine_tuning_pays (section 2); later notebooks
 put the same baseline next to every claim that transfer or fine-tuning pays.
 """
 

@@ -1,6 +1,6 @@
 """Calibration: does a classifier's confidence match how often it is right? Expected
-calibration error and temperature scaling (written out in 07_your_own_data), and the same
-under shift with a confidence threshold for "I don't know" (06_domain_shift).
+calibration error and temperature scaling, in distribution and under shift, with a confidence
+threshold for "I don't know" (written out in 09_trust_your_model).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
 def ece_se(probs: np.ndarray, y: np.ndarray, bins: int = 10, n_boot: int = 200,
            seed: int = 0) -> float:
     """Bootstrap standard error of ece: its spread over n_boot resamplings of the images, with
-    replacement. For two ECEs on different images, combine: sqrt(se1**2 + se2**2) (06)."""
+    replacement. For two ECEs on different images, combine: sqrt(se1**2 + se2**2)
+    (09_trust_your_model: photos against sketches)."""
     rng = np.random.default_rng(seed)
     probs, y = np.asarray(probs), np.asarray(y)
     draws = [ece(probs[i], y[i], bins) for i in rng.integers(0, len(y), (n_boot, len(y)))]
@@ -53,7 +54,7 @@ def ece_gap(probs_a: np.ndarray, probs_b: np.ndarray, y: np.ndarray, bins: int =
             n_boot: int = 200, seed: int = 0) -> tuple[float, float]:
     """ece(a) - ece(b) on the same images, and its paired bootstrap standard error: both ECEs
     are computed on the same resampled images each time, so what the images share cancels
-    (07_your_own_data: before and after temperature scaling)."""
+    (09_trust_your_model: before and after temperature scaling)."""
     rng = np.random.default_rng(seed)
     a, b, y = np.asarray(probs_a), np.asarray(probs_b), np.asarray(y)
     draws = [ece(a[i], y[i], bins) - ece(b[i], y[i], bins)
@@ -98,7 +99,8 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 def cross_fitted(probs: np.ndarray, y: np.ndarray, folds: int = 2,
                  seed: int = 0) -> tuple[np.ndarray, list[float]]:
     """Every image scaled with a temperature fitted on the other folds, never on itself, and
-    the folds' temperatures: an honest ECE after scaling from one labelled set (07)."""
+    the folds' temperatures: an honest ECE after scaling from one labelled set
+    (09_trust_your_model)."""
     order = np.random.default_rng(seed).permutation(len(y))
     out, temps = np.empty_like(np.asarray(probs, dtype=float)), []
     for part in np.array_split(order, folds):

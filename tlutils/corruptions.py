@@ -1,6 +1,6 @@
 """Synthetic corruptions in the style of ImageNet-C: data for measuring domain shift.
 
-Explained in 06_domain_shift. Images are uint8 arrays (n x h x w x 3); the functions use
+Explained in 07_measure_a_shift. Images are uint8 arrays (n x h x w x 3); the functions use
 numpy, Pillow and keras.ops only, so they run on every Keras backend.
 """
 

@@ -1,7 +1,7 @@
 """Images: decoded once into a cache, held in memory or on disk, batched, and split.
 
 Loading and splits are explained in 01_feature_extraction; your own folders and the
-streaming path in 07_your_own_data.
+streaming path in 10_your_own_data.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tlutils.course.images import DiskImages, class_folders, decoded_folder, fin
 def batches(x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
     """A keras.utils.PyDataset over x (an array or DiskImages) and optional labels: batches
     read on demand, reshuffled each epoch when shuffle is set. Feeds fit() and predict()
-    on every backend (07_your_own_data)."""
+    on every backend (10_your_own_data)."""
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -115,7 +115,7 @@ def load_image_folder(root: str | Path, size: int, class_names: list[str] | None
                       cache: bool = True) -> ImageData:
     """Decode a one-sub-folder-per-class folder with decode_image once into the cache (image
     by image, never the whole folder in memory), and load it: into memory when it is small,
-    otherwise as DiskImages read batch by batch (07_your_own_data). With cache=False it is
+    otherwise as DiskImages read batch by batch (10_your_own_data). With cache=False it is
     decoded again. Files that cannot be used are skipped and listed in `.skipped`, never a
     crash later. The cache itself is course machinery (course.images.decoded_folder)."""
     root = Path(root)
@@ -172,7 +172,7 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int = 0,
 
     With `groups` (the content_id of each file), all copies of one file land on the same
     side, so a copy in the validation set never has its twin in training. Explained in
-    07_your_own_data."""
+    10_your_own_data."""
     rng = np.random.default_rng(seed)
     groups = (np.arange(len(y)) if groups is None else np.asarray(groups)).tolist()
     size = Counter(zip(groups, np.asarray(y).tolist(), strict=True))  # (group, class): files

@@ -1,6 +1,6 @@
 """Handwritten digits: MNIST test and USPS, and the digit task far from ImageNet.
 
-The task is explained in 03_full_fine_tuning; 06_domain_shift carries MNIST to USPS.
+The task is explained in 04_when_fine_tuning_pays; 07_measure_a_shift carries MNIST to USPS.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ DIGIT_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]  # load
 def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST *test* set (10,000 digits, 28 x 28 uint8) and its labels.
 
-    load_digit_task turns it into a task far from ImageNet; 06_domain_shift uses it as the
+    load_digit_task turns it into a task far from ImageNet; 07_measure_a_shift uses it as the
     source domain (the full training set is not shipped).
     """
     import gzip
@@ -32,7 +32,7 @@ def load_mnist_t10k() -> tuple[np.ndarray, np.ndarray]:
 def load_usps(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """USPS digits (split "train": 7,291, "test": 2,007) as 16 x 16 uint8, with labels.
 
-    The target domain of the digits part of 06_domain_shift.
+    The target domain of the digits part of 07_measure_a_shift.
     """
     import h5py
 
@@ -46,7 +46,7 @@ def load_digit_task(size: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, .
     """MNIST test digits as a colour-image task far from ImageNet: (x_pool, y_pool, x_val,
     y_val), each digit resized to `size` px in 3 channels, `n_val` of them held out.
 
-    Explained in 03_full_fine_tuning; 04_data_augmentation uses it too.
+    Explained in 04_when_fine_tuning_pays; 05_data_augmentation uses it too.
     """
     x, y = load_mnist_t10k()
     pool, val = stratified_split(y, n_val / len(y), seed)
@@ -58,7 +58,7 @@ def resize_digits(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     """Grey digits (n, h, w) uint8 -> (n, size, size, channels) uint8, bilinear, still 0..255.
 
     channels=3 repeats the grey level for an ImageNet backbone (load_digit_task);
-    06_domain_shift brings 16-pixel USPS digits to MNIST's 28 pixels.
+    07_measure_a_shift brings 16-pixel USPS digits to MNIST's 28 pixels.
     """
     import keras
 
@@ -72,7 +72,7 @@ def mnist_layout(x: np.ndarray, box: int = 20, size: int = 28) -> np.ndarray:
     `box`-pixel square and centred in a `size`-pixel frame, (n, size, size, 1) uint8.
 
     Stretching USPS to 28 pixels instead gives it about twice MNIST's ink, a difference of
-    preprocessing, not of handwriting (06_domain_shift measures both)."""
+    preprocessing, not of handwriting (07_measure_a_shift measures both)."""
     margin = (size - box) // 2
     small = resize_digits(x, box)
     return np.pad(small, ((0, 0), (margin, size - box - margin), (margin, size - box - margin),

@@ -67,7 +67,7 @@ def block_features(x: np.ndarray, backbone: str, image_size: int,
                    batch_size: int = 64) -> dict[str, np.ndarray]:
     """The pooled output of every block for images x (0..255): block name -> (n x channels)
     float32, cached on disk like extract_features, keyed by the images' bytes, the backbone,
-    size, weights (random ones by seed) and precision. Explained in 12_choose_what_to_transfer."""
+    size, weights (random ones by seed) and precision. Explained in 16_choose_what_to_transfer."""
     import keras
 
     from tlutils.backbones import block_outputs_model

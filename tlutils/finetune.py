@@ -171,7 +171,7 @@ def interpolate_weights(start: list[np.ndarray], end: list[np.ndarray],
                         alpha: float) -> list[np.ndarray]:
     """(1 - alpha) * start + alpha * end, array by array: weight-space ensembling (WiSE-FT,
     Wortsman et al., CVPR 2022) between two models of the same architecture, e.g. from
-    model.get_weights(). Explained in 10_robust_fine_tuning."""
+    model.get_weights(). Explained in 14_weight_averaging."""
     if len(start) != len(end):
         raise ValueError(f"The models differ: {len(start)} arrays vs {len(end)}.")
     out = []

@@ -1,7 +1,7 @@
 """Fitting helpers shared by the notebooks (named so as not to clash with Keras' `training=`).
 
 Snapshots are explained in 01_feature_extraction (the data-efficiency curve); a fixed budget
-of steps, `stream`, in 03_full_fine_tuning; the progress line of long loops in
+of steps, `stream`, in 04_when_fine_tuning_pays; the progress line of long loops in
 02_partial_fine_tuning.
 """
 
@@ -29,7 +29,7 @@ def restore(model: keras.Model, state: list[np.ndarray], seed: int | None = None
     The model's variables include the random state of its dropout and augmentation layers, so
     a restored model replays the snapshot's random draws. Pass the run's `seed` to give every
     such layer a state of its own, drawn from that seed: each seed then gets its own draws, the
-    same in every run of the notebook (02_partial_fine_tuning, 04_data_augmentation). (On
+    same in every run of the notebook (02_partial_fine_tuning, 05_data_augmentation). (On
     PyTorch, Keras's dropout draws from torch's own generator, which
     keras.utils.set_random_seed seeds, so there the seed changes nothing.)
     """
@@ -50,7 +50,7 @@ def accuracy(model: keras.Model, x, y, batch_size: int = 64) -> float:
 
 def predictions(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
     """The class the model picks for each row of x; `predictions(...) == y` is each image's
-    correctness, which two fixed models compare image by image (06_domain_shift).
+    correctness, which two fixed models compare image by image (07_measure_a_shift).
 
     Calls the model batch by batch in inference mode rather than through predict():
     after every compile(), predict() traces a new function, and notebooks that score
@@ -65,7 +65,7 @@ def predictions(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
 
 def stream(idx, seed: int, steps: int, batch: int) -> np.ndarray:
     """steps * batch indices into a training set: shuffled passes over idx, so every
-    labelled-set size gets the same number of gradient steps (03_full_fine_tuning)."""
+    labelled-set size gets the same number of gradient steps (04_when_fine_tuning_pays)."""
     rng = np.random.default_rng(seed)
     passes = -(-steps * batch // len(idx))
     return np.concatenate([rng.permutation(idx) for _ in range(passes)])[: steps * batch]
@@ -75,8 +75,8 @@ def progress(items, label: str, every: float = 10.0):
     """Yield from items under a tqdm bar: how many are done, the time so far and the time
     left. In a notebook the bar is one output updated in place (kept when the loop ends; it
     needs no widgets); in a terminal it is redrawn in place; in a log, a line at most every
-    `every` seconds. Explained in 02_partial_fine_tuning; the long loops of 03, 04, 10 and 11
-    use it too."""
+    `every` seconds. Explained in 02_partial_fine_tuning; the long loops of later notebooks
+    (03_full_fine_tuning to 17_ship_it_small) use it too."""
     import sys
 
     from tqdm.std import tqdm

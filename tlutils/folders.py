@@ -1,6 +1,6 @@
 """Check a folder of your own images before training on it: a report, or one clear refusal.
 
-Explained in 07_your_own_data.
+Explained in 10_your_own_data.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Grad-CAM: where in the image a classifier's class score comes from (written out in
-07_your_own_data, used again in 06_domain_shift).
+09_trust_your_model, with its sanity check and location-only controls).
 
 Keras has no backend-neutral gradient, so `gradient` holds one small function per backend.
 """
@@ -81,7 +81,7 @@ def gradcam(classifier: keras.Model, x: np.ndarray, classes, batch_size: int = 3
     """Grad-CAM maps (n, h, w) at the last convolutional block, each scaled to a maximum of 1
     (all zeros where no location raises the score): for image i, the gradient of class
     classes[i]'s score with respect to the activations, averaged over the locations to weigh
-    each channel, the weighted sum of the channels, then ReLU (07_your_own_data)."""
+    each channel, the weighted sum of the channels, then ReLU (09_trust_your_model)."""
     conv, scores = conv_model(classifier), class_scores(classifier)
     classes, n_classes = np.asarray(classes), classifier.get_layer("head").kernel.shape[-1]
     if classes.shape != (len(x),) or not np.issubdtype(classes.dtype, np.integer):

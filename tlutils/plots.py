@@ -1,7 +1,7 @@
 """Plots the notebooks share: curves, image grids, confusion matrices, embedding maps.
 
 First used in 00_start_here (embedding map), 01_feature_extraction (the rest) and
-04_data_augmentation (image_grid, rows of images side by side).
+05_data_augmentation (image_grid, rows of images side by side).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 
 def mean_se(values) -> tuple[float, float]:
     """Mean of values (one per seed, say) and its standard error: std (ddof=1) / sqrt(n);
-    0 for a single value. The ± of 10_robust_fine_tuning's and 11_tune_a_sliver's tables."""
+    0 for a single value. The ± of 13_probe_or_fine_tune's and 15_tune_a_sliver's tables."""
     v = np.asarray(values, dtype=float)
     se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
     return float(v.mean()), se
@@ -38,7 +38,7 @@ def verdict(gap: float, se: float, k: float = 3.0, n: int | None = None) -> str:
 def critical_t(n: int, level: float = 0.95) -> float:
     """How many standard errors a mean of n paired differences must clear to be called
     different at `level` (two-sided Student's t, n - 1 degrees of freedom): 4.30 for 3 pairs,
-    2.78 for 5, 1.96 for very many. Explained in 03_full_fine_tuning."""
+    2.78 for 5, 1.96 for very many. Explained in 04_when_fine_tuning_pays."""
     from scipy.stats import t
 
     if n < 2:
@@ -58,7 +58,7 @@ def cosine(a, b) -> np.ndarray:
 def nearest_cosine(a, b, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """For each row of a, the highest cosine similarity with any row of b and that row's
     index, computed chunk by chunk, so memory stays at chunk x len(b). Near-duplicates
-    in 07_your_own_data."""
+    in 10_your_own_data."""
     unit_b = np.asarray(b, dtype=np.float32)
     unit_b = unit_b / (np.linalg.norm(unit_b, axis=1, keepdims=True) + 1e-12)
     best, where = np.empty(len(a), np.float32), np.empty(len(a), np.int64)

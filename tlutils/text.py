@@ -1,7 +1,7 @@
 """Text transfer: SST-2 sentences, GloVe vectors, a pretrained transformer, and what the
 notebooks build from them.
 
-Explained in 08_word_vectors (GloVe, the label curve) and 09_pretrained_transformer.
+Explained in 11_word_vectors (GloVe, the label curve) and 12_pretrained_transformer.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def label_curve(features: dict, y_train: np.ndarray, y_dev: np.ndarray, sizes: l
     on `seeds` subsets of each size (sentences per class), the same subsets for every arm. Each
     arm picks C from cs by cross-validation on the first subset and keeps it for the others.
     One row per size: per_class, and <arm>_c, _mean, _std, _runs. Explained in
-    08_word_vectors."""
+    11_word_vectors."""
     curve = []
     for per_class in sizes:
         subsets = [data.per_class_subset(y_train, per_class, seed) for seed in range(seeds)]
@@ -207,7 +207,7 @@ def safetensors_problem(path: Path) -> str | None:
 def load_transformer(preset: str):
     """(backbone, tokenizer) of a pretrained transformer through keras_hub's from_preset, for
     a registered model, a local folder or a handle (transformer_preset). Explained in
-    09_pretrained_transformer."""
+    12_pretrained_transformer."""
     try:
         with warnings.catch_warnings():  # tqdm's note that Jupyter widgets are not installed
             warnings.filterwarnings("ignore", message="IProgress not found")

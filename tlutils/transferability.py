@@ -1,5 +1,5 @@
 """Transferability scores: how well a frozen backbone's features suit a task, measured
-without fine-tuning it, and how well such a score ranks backbones (12_choose_what_to_transfer).
+without fine-tuning it, and how well such a score ranks backbones (16_choose_what_to_transfer).
 NumPy only."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def logme(features, labels) -> float:
     One SVD of the features, then the fixed-point loop of thuml/LogME (LogME.fit), with
     log|A| over all D feature directions, as its ICML algorithm has it: the fixed-point
     code leaves out the D - N null ones when N < D (thuml/LogME issue #23).
-    Explained in 12_choose_what_to_transfer.
+    Explained in 16_choose_what_to_transfer.
     """
     f = np.asarray(features, dtype=np.float64)
     classes, y = np.unique(np.asarray(labels).ravel(), return_inverse=True)
@@ -51,7 +51,7 @@ def _evidence(sigma: np.ndarray, x2: np.ndarray, rest: float, n: int, d: int) ->
 def knn_loo_accuracy(features, labels, k: int = 5, chunk: int = 1024) -> float:
     """Leave-one-out k-NN accuracy with cosine similarity: each sample gets the majority
     class of its k most similar other samples (never itself); a tie goes to the class with
-    the larger summed similarity. Chunk by chunk, memory chunk x n (12_choose_what_to_transfer)."""
+    the larger summed similarity. Chunk by chunk, memory chunk x n (16_choose_what_to_transfer)."""
     f = np.asarray(features, dtype=np.float32)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
     classes, y = np.unique(np.asarray(labels).ravel(), return_inverse=True)
@@ -74,7 +74,7 @@ def kendall_tau(a, b) -> float:
     """Kendall's tau-b between two rankings (say, a score and fine-tuned accuracy over
     backbones): (concordant - discordant pairs) / sqrt(pairs untied in a x untied in b),
     from -1 (reversed) to 1 (same order); nan when a or b is constant
-    (12_choose_what_to_transfer)."""
+    (16_choose_what_to_transfer)."""
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if len(a) != len(b):
         raise ValueError(f"a and b differ in length ({len(a)} and {len(b)}).")

@@ -20,13 +20,13 @@ from tlutils.course.assets import DataError, cache_root, files_under, load_cache
 DECODE_VERSION = 3  # bump when decode_image changes, so old decoded caches are not reused
 
 
-STREAM_ABOVE_MB = 1024  # decoded folders bigger than this stay on disk (07_your_own_data)
+STREAM_ABOVE_MB = 1024  # decoded folders bigger than this stay on disk (10_your_own_data)
 
 
 class DiskImages:
     """Decoded images (uint8, n x size x size x 3) that stay in their .npy cache file: x[i],
     x[a:b] and x[indices] read just those rows, so memory does not grow with the folder.
-    The streaming path of 07_your_own_data; decoded_folder picks it for big folders."""
+    The streaming path of 10_your_own_data; decoded_folder picks it for big folders."""
 
     def __init__(self, path: str | Path, rows=None):
         self.path = Path(path)
@@ -87,7 +87,7 @@ def find_splits(root: Path) -> dict[str, Path]:
     training_set/, test_set/, ...): {"train": path, "val": path}, with test/ standing in for
     a missing val/. {} when root holds class folders only. One ambiguous layout (splits
     beside class folders, a split twice, a split alone) raises DataError in one sentence.
-    The layouts are shown in 07_your_own_data."""
+    The layouts are shown in 10_your_own_data."""
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     kinds = {d: next((k for k, names in SPLIT_NAMES.items() if d.name.lower() in names), None)
              for d in folders}

@@ -30,7 +30,7 @@ def profile_assets(profile_names: list[str]) -> dict[str, list[str]]:
     """Every dataset, file, weights file and model the named profiles' notebooks use."""
     from tlutils.course import profiles
 
-    # 12_choose_what_to_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
+    # 16_choose_what_to_transfer also compares SqueezeNet, and in cpu and gpu larger backbones
     # (its BIG_CANDIDATES)
     bigger = {"smoke": [], "cpu": ["vgg16"], "gpu": ["vgg16", "efficientnet_b0"]}
     datasets, weights = [], []

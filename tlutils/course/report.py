@@ -27,7 +27,7 @@ def build_dir(profile: str) -> Path:
 
 def shown(path: str | Path) -> str:
     """A path as a learner reads it: relative to the course checkout when inside it
-    (build/smoke/export), else unchanged (03_full_fine_tuning, 07_your_own_data)."""
+    (build/smoke/export), else unchanged (03_full_fine_tuning, 10_your_own_data)."""
     path, root = Path(path).absolute(), repo_root()
     return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
 

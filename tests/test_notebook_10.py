@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 from tlutils.course import run
 from tlutils.course.cli import main
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "07_your_own_data.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "10_your_own_data.ipynb"
 FAST = {"IMAGE_SIZE": 96, "BATCH_SIZE": 16, "FT_EPOCHS": 1, "VAL_FRACTION": 0.3}
 
 
@@ -69,7 +69,7 @@ def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
     (build / "export" / "small.tflite").write_bytes(b"exercise 4")
     out = tmp_path / "executed.ipynb"
     execute_then_rerun({"DATA_DIR": str(folder), **FAST}, PUBLISH, 2, out)
-    metrics = json.loads((build / "metrics" / "07_your_own_data.json").read_text())["metrics"]
+    metrics = json.loads((build / "metrics" / "10_your_own_data.json").read_text())["metrics"]
     assert (metrics["n_classes"], metrics["n_images"], metrics["n_skipped"]) == (2, 22, 4)
     assert {s["file"]: s["reason"] for s in metrics["skipped"]} == BAD
     assert metrics["n_converted"] == len(HANDLED)
@@ -86,7 +86,7 @@ def test_awkward_folder_is_checked_trained_and_exported(tmp_path, build):
         assert path in text
     assert "the loader skipped 4 file(s), the same as the check" in text
     assert "Check passed." in text
-    assert {"model.keras", "labels.txt", "temperature.txt", "savedmodel", "model.tflite"} <= {
+    assert {"model.keras", "labels.txt", "savedmodel", "model.tflite"} <= {
         p.name for p in (build / "export").iterdir()}
     assert (build / "export" / "labels.txt").read_text() == "blue\nred\n"
     assert (build / "export" / "notes.txt").read_text() == "mine"
@@ -126,14 +126,14 @@ def test_unusable_folder_stops_with_one_sentence(tmp_path, build, make):
     assert len(errors) == 1 and errors[0]["traceback"] == [error], "one line, no traceback"
     assert errors[0]["ename"] == "FolderError"
     assert "Check passed." not in text
-    assert not (build / "metrics" / "07_your_own_data.json").exists()
+    assert not (build / "metrics" / "10_your_own_data.json").exists()
 
 
 def test_runner_refuses_a_missing_folder_with_one_line(tmp_path, build, capsys):
     missing = tmp_path / "no" / "such" / "folder"
     assert main(["run", str(NOTEBOOK), "--profile", "smoke", "-p", f"DATA_DIR={missing}"]) == 1
     fail = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
-    assert len(fail) == 1 and "07_your_own_data" in fail[0]
+    assert len(fail) == 1 and "10_your_own_data" in fail[0]
     assert (f"FolderError: {missing} does not exist; set DATA_DIR to a folder with one "
             "sub-folder per class.") in fail[0]
 
