@@ -29,6 +29,21 @@ def test_record_and_aggregate(tmp_path, monkeypatch):
     assert json.loads(js.read_text())[0]["metrics"]["n"] == 3
 
 
+def test_the_report_leaves_out_metrics_of_notebooks_the_course_no_longer_has(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path / "build"))
+    course = tmp_path / "notebooks"
+    course.mkdir()
+    (course / "01_x.ipynb").write_text("{}")
+    report.record("01_x", "smoke", {"acc": 0.9}, wall_s=1.0)
+    old = report.record("06_split_since", "smoke", {"acc": 0.8}, wall_s=1.0)
+    text = report.aggregate("smoke", sources=course)[0].read_text()
+    assert "| 01_x |" in text and "## 06_split_since" not in text
+    assert "Left out: 06_split_since, metrics of notebooks the course no longer has" in text
+    assert old.exists(), "the report never deletes a metrics file"
+    assert "## 06_split_since" in report.aggregate("smoke")[0].read_text(), "no course given"
+
+
 def test_report_without_metrics_says_which_profile_has_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TLU_BUILD_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="tlutils run --profile cpu"):

@@ -141,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Missing: {m}")
             return 0
         if args.command == "report":
-            print(report.aggregate(profiles.current(args.profile))[0].read_text(encoding="utf-8"))
+            from tlutils.course.run import all_notebooks
+
+            course = all_notebooks()  # the course's notebooks/, where there is one
+            md, _ = report.aggregate(profiles.current(args.profile),
+                                     sources=course[0].parent if course else None)
+            print(md.read_text(encoding="utf-8"))
             return 0
     except (assets.DataError, FileNotFoundError, ValueError) as err:
         print(f"Error: {err}", file=sys.stderr)

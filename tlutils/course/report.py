@@ -105,14 +105,20 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def aggregate(profile: str, failed: dict[str, str] | None = None) -> tuple[Path, Path]:
+def aggregate(profile: str, failed: dict[str, str] | None = None,
+              sources: Path | None = None) -> tuple[Path, Path]:
     """Collect build/<profile>/metrics/*.json into report.md and report.json; `failed` maps
-    the notebooks that failed in this run to their error, listed first as FAILED.
+    the notebooks that failed in this run to their error, listed first as FAILED. Given the
+    course's notebooks/ as `sources`, metrics of notebooks it no longer has (renamed or split
+    since they ran) are left out and named at the end; their files stay where they are.
 
     Raises FileNotFoundError, naming the profiles that do have metrics, when none are recorded.
     """
     out = build_dir(profile)
     runs = [json.loads(p.read_text()) for p in sorted((out / "metrics").glob("*.json"))]
+    gone = [r["notebook"] for r in runs
+            if sources and not (sources / f"{r['notebook']}.ipynb").exists()]
+    runs = [r for r in runs if r["notebook"] not in gone]
     if not runs:
         others = sorted({p.parent.parent.name for p in out.parent.glob("*/metrics/*.json")})
         hint = (f"; metrics exist for {', '.join(others)}: pass --profile {others[0]}" if others
@@ -139,6 +145,9 @@ def aggregate(profile: str, failed: dict[str, str] | None = None) -> tuple[Path,
             elif isinstance(value, dict):
                 lines += ["", f"**{key}**", ""]
                 lines += _markdown_table([{"key": k, "value": v} for k, v in value.items()])
+    if gone:
+        lines += ["", f"Left out: {', '.join(gone)}, metrics of notebooks the course no longer "
+                  "has (their files stay in metrics/)."]
     _write_text(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md", out / "report.json"
 
