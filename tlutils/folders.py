@@ -14,6 +14,7 @@ import numpy as np
 
 from tlutils.course.assets import DataError
 from tlutils.course.images import content_id, find_splits, list_class_folder
+from tlutils.course.report import shown
 from tlutils.data import decode_image
 
 CHECK_SIZE = 32  # decode size for checking: small and fast (JPEG draft mode), same failures
@@ -149,7 +150,7 @@ class FolderReport:
         """The report as text: counts, imbalance, sizes, modes, conversions, skipped files."""
         cols = list(self.rows()[0])[1:]
         width = max(len(c) for c in ["class", *self.class_names])
-        lines = [f"{self.root} ({self.layout}): {len(self.class_names)} classes, "
+        lines = [f"{shown(self.root)} ({self.layout}): {len(self.class_names)} classes, "
                  f"{self.n_images} usable images, {self.n_skipped} skipped",
                  "  " + "class".ljust(width) + "".join(f"{h:>8}" for h in cols)]
         for row in self.rows():
