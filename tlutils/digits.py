@@ -5,6 +5,7 @@ The task is explained in 04_when_fine_tuning_pays; 07_measure_a_shift carries MN
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from tlutils.course.assets import fetch_file
@@ -77,3 +78,18 @@ def mnist_layout(x: np.ndarray, box: int = 20, size: int = 28) -> np.ndarray:
     small = resize_digits(x, box)
     return np.pad(small, ((0, 0), (margin, size - box - margin), (margin, size - box - margin),
                           (0, 0)))
+
+
+def mnist_cnn():
+    """A small CNN for 28 x 28 digits, pixels 0..255 in: three conv blocks, then a float32
+    softmax. Written out in 07_measure_a_shift; 08_repair_a_shift builds the same network."""
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    for filters in (16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
